@@ -1,0 +1,21 @@
+#pragma once
+// The subcommands. Each parses its own options (Boost.Program_options) and
+// runs on every rank of the job; run() dispatches and is the one place where
+// errors are caught and reported.
+#include <string>
+#include <vector>
+
+#include "dptrain/comm/communicator.hpp"
+
+namespace dptrain::cli {
+
+using Args = std::vector<std::string>;  // the subcommand's arguments, without its name
+
+int train(const Args& args, const Communicator& comm);
+int convert(const Args& args, const Communicator& comm);
+int eval(const Args& args, const Communicator& comm);
+
+// Dispatches argv[1] to a subcommand; returns the process exit code.
+int run(int argc, char** argv, const Communicator& comm);
+
+}  // namespace dptrain::cli

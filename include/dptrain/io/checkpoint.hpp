@@ -1,0 +1,70 @@
+#pragma once
+// Checkpoints: one self-describing HDF5 file per save. The layout is an
+// interface for users' own tools and is documented in README.md:
+//
+//   /                     attribute config: the run's effective configuration (INI)
+//   /model                attributes format="dptrain-checkpoint", format_version,
+//                         layers (int64[]), activation, output, loss
+//   /model/layer_<i>/weight  float32 [out, in];  /model/layer_<i>/bias  float32 [out]
+//   /optimizer            attributes type="sgd", lr, momentum, weight_decay, nesterov,
+//                         lr_schedule, warmup_epochs, lr_step_epochs, lr_gamma
+//   /optimizer/layer_<i>/weight, bias   momentum buffers (when momentum != 0)
+//   /progress             attributes epochs_done, step_in_epoch, global_step,
+//                         world_size, batch_size, seed, shuffle, data_file, data_sha256
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dptrain/nn/mlp.hpp"
+#include "dptrain/optim/schedule.hpp"
+#include "dptrain/optim/sgd.hpp"
+
+namespace dptrain {
+
+inline constexpr std::int64_t kCheckpointFormatVersion = 1;
+
+struct OptimizerSettings {
+  double lr = 0.1;
+  SgdSettings sgd;
+  ScheduleKind schedule = ScheduleKind::constant;
+  double warmup_epochs = 0.0;
+  double lr_step_epochs = 10.0;
+  double lr_gamma = 0.1;
+};
+
+struct Progress {
+  std::int64_t epochs_done = 0;
+  std::int64_t step_in_epoch = 0;  // steps of epoch epochs_done+1 already taken
+  std::int64_t global_step = 0;
+  std::int64_t world_size = 1;
+  std::int64_t batch_size = 0;
+  std::int64_t seed = 0;
+  bool shuffle = true;
+  std::string data_file;
+  std::string data_sha256;
+};
+
+// What a checkpoint holds, as read back.
+struct Checkpoint {
+  Architecture arch;
+  std::vector<float> params;    // Mlp layout
+  OptimizerSettings optimizer;
+  std::vector<float> velocity;  // Mlp layout, empty when momentum == 0
+  Progress progress;
+  std::string config;
+};
+
+// Writes `path` atomically: a temporary file in the same folder, flushed and
+// fsync'd, renamed over `path`, and the folder fsync'd. On failure the
+// temporary file is removed and whatever was at `path` is untouched.
+void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& optimizer,
+                      const OptimizerSettings& settings, const Progress& progress, const std::string& config);
+
+// Reads and validates a checkpoint; errors name the file and the field.
+Checkpoint read_checkpoint(const std::string& path);
+
+// Makes `link` a symbolic link to `target` (a name in the same folder),
+// replacing any previous link atomically.
+void point_link_atomically(const std::string& link, const std::string& target);
+
+}  // namespace dptrain

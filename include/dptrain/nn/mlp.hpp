@@ -1,0 +1,89 @@
+#pragma once
+// A multilayer perceptron a_{i+1} = f(W_i a_i + b_i) whose parameters live in
+// one flat buffer. A layer is a pair of offsets into that buffer, so the same
+// offsets address its gradient, its momentum and its checkpoint datasets.
+//
+// Buffer layout, layer by layer: W_i [out x in] row-major, then b_i [out].
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dptrain/nn/activation.hpp"
+#include "dptrain/nn/loss.hpp"
+#include "dptrain/tensor.hpp"
+
+namespace dptrain {
+
+struct Architecture {
+  std::vector<int> layers;  // sizes, input first: {784, 16, 16, 10}
+  Activation hidden = Activation::sigmoid;
+  Activation output = Activation::sigmoid;
+  Loss loss = Loss::mse;
+
+  void validate() const;  // throws Error naming the bad value
+  int inputs() const { return layers.front(); }
+  int outputs() const { return layers.back(); }
+  std::string layers_string() const;  // "784,16,16,10"
+  bool operator==(const Architecture&) const = default;
+};
+
+std::vector<int> parse_layers(const std::string& text);  // "784,16,16,10"
+
+struct LayerSlice {
+  int in = 0;
+  int out = 0;
+  std::size_t weight_offset = 0;  // W [out x in]
+  std::size_t bias_offset = 0;    // b [out]
+};
+
+// Activations and deltas for up to max_rows samples, allocated once so that
+// a training step allocates nothing.
+class Workspace {
+ public:
+  Workspace(const Architecture& arch, int max_rows);
+  int max_rows() const { return max_rows_; }
+  Matrix input(int rows);  // A_0, to be filled by the data pipeline
+
+ private:
+  friend class Mlp;
+  int max_rows_;
+  std::vector<std::vector<float>> activations_;  // A_0 .. A_L, each [max_rows x n_i]
+  std::vector<std::vector<float>> deltas_;       // dC/dZ_1 .. dC/dZ_L
+  std::vector<float> ones_;                      // [max_rows] of 1, for bias gradients
+};
+
+class Mlp {
+ public:
+  explicit Mlp(Architecture arch);
+
+  const Architecture& arch() const { return arch_; }
+  const std::vector<LayerSlice>& layers() const { return layers_; }
+  std::size_t num_params() const { return params_.size(); }
+  std::span<float> params() { return params_; }
+  std::span<const float> params() const { return params_; }
+
+  // W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's nn.Linear default
+  // (its published accuracies for these networks are what we compare with);
+  // a pure function of the seed, so every rank builds the same model.
+  void initialize(std::uint64_t seed);
+
+  // Forward pass over the first `rows` rows of ws.input(); returns A_L.
+  ConstMatrix forward(Workspace& ws, int rows) const;
+
+  // After forward(): writes the gradient of scale * (sum of the rows' losses)
+  // into grads (same layout as params) and returns that sum of losses.
+  double backward(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
+                  std::span<float> grads) const;
+
+  ConstMatrix weight(std::span<const float> buffer, std::size_t layer) const;
+  std::span<const float> bias(std::span<const float> buffer, std::size_t layer) const;
+
+ private:
+  Architecture arch_;
+  std::vector<LayerSlice> layers_;
+  std::vector<float> params_;
+};
+
+}  // namespace dptrain

@@ -1,0 +1,31 @@
+#pragma once
+// Mini-batch SGD with optional (Nesterov) momentum and L2 weight decay, over
+// the flat parameter buffer. Same rule as PyTorch's SGD:
+//   g = grad + weight_decay * w;  v = momentum * v + g;
+//   w -= lr * (nesterov ? g + momentum * v : v)
+#include <span>
+#include <vector>
+
+namespace dptrain {
+
+struct SgdSettings {
+  float momentum = 0.0f;
+  float weight_decay = 0.0f;
+  bool nesterov = false;
+};
+
+class Sgd {
+ public:
+  Sgd(std::size_t num_params, SgdSettings settings);
+  void step(std::span<float> params, std::span<const float> grads, float lr);
+
+  const SgdSettings& settings() const { return settings_; }
+  std::span<float> velocity() { return velocity_; }  // momentum buffer, the params' layout
+  std::span<const float> velocity() const { return velocity_; }
+
+ private:
+  SgdSettings settings_;
+  std::vector<float> velocity_;
+};
+
+}  // namespace dptrain

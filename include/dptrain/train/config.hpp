@@ -1,0 +1,29 @@
+#pragma once
+// Everything a training run is configured by. The CLI fills it (command line,
+// then --config FILE.ini, then the checkpoint being resumed); to_ini() writes
+// it back in the same INI form, saved in the run dir and in checkpoints.
+#include <cstdint>
+#include <string>
+
+#include "dptrain/io/checkpoint.hpp"
+#include "dptrain/nn/mlp.hpp"
+
+namespace dptrain {
+
+struct TrainConfig {
+  std::string data;
+  Architecture arch;
+  OptimizerSettings optimizer;
+  std::int64_t batch_size = 10;
+  std::int64_t epochs = 30;
+  std::int64_t seed = 1;
+  bool shuffle = true;
+  std::string run_dir;
+  std::int64_t checkpoint_every = 1;
+  int threads = 0;  // OpenBLAS threads per rank; 0 = cores / ranks on the node
+  bool quiet = false;  // no per-epoch lines on stdout (metrics.jsonl is still written)
+
+  std::string to_ini() const;  // the training options, not where they came from
+};
+
+}  // namespace dptrain

@@ -1,0 +1,69 @@
+#pragma once
+// Synchronous data-parallel SGD. Per step, on every rank:
+//   shard -> forward -> backward -> allreduce -> step
+// and per epoch: evaluate -> log -> checkpoint (rank 0 writes).
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "dptrain/comm/communicator.hpp"
+#include "dptrain/data/dataset.hpp"
+#include "dptrain/io/checkpoint.hpp"
+#include "dptrain/nn/mlp.hpp"
+#include "dptrain/optim/schedule.hpp"
+#include "dptrain/optim/sgd.hpp"
+#include "dptrain/train/config.hpp"
+#include "dptrain/train/evaluate.hpp"
+
+namespace dptrain {
+
+class Trainer {
+ public:
+  // Collective: reads each rank's shards and builds the model, fresh from
+  // config.seed or from `resume`. Throws CollectiveError on every rank if any fails.
+  Trainer(const Communicator& comm, TrainConfig config, std::optional<Checkpoint> resume);
+
+  void run();  // trains up to config.epochs; collective
+
+  // Called on every rank after every optimizer step (tests check invariants here).
+  void set_step_observer(std::function<void(const Trainer&)> observer) { step_observer_ = std::move(observer); }
+
+  const Mlp& model() const { return model_; }
+  const Progress& progress() const { return progress_; }
+
+ private:
+  void train_epoch(std::int64_t epoch);
+  void train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order);
+  void finish_epoch(std::int64_t epoch, double seconds);
+  void save_checkpoint(std::int64_t epoch);
+  void prepare_run_dir();
+  std::vector<std::uint32_t>& epoch_order(std::int64_t epoch);
+
+  const Communicator& comm_;
+  TrainConfig config_;
+  Mlp model_;
+  Sgd optimizer_;
+  Schedule schedule_;
+  Progress progress_;
+  BatchSlicing slicing_;
+  Shard shard_;
+  std::optional<Evaluator> evaluator_;
+  Workspace workspace_;
+  // Gradients, then the batch's loss sum: one allreduce carries both, so the
+  // loss check (NaN, Inf) costs no extra collective.
+  std::vector<float> reduce_buffer_;
+  std::vector<std::int32_t> batch_labels_;
+  std::vector<std::uint32_t> order_;
+  double epoch_loss_sum_ = 0.0;
+  std::ofstream metrics_;
+  std::function<void(const Trainer&)> step_observer_;
+};
+
+// Which OpenBLAS thread count fits: the cores this rank may use, shared with
+// the other ranks on its node, at least 1.
+int auto_thread_count(const Communicator& comm);
+
+}  // namespace dptrain

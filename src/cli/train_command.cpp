@@ -1,0 +1,193 @@
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+
+#include "dptrain/cli/options.hpp"
+#include "dptrain/error.hpp"
+#include "dptrain/train/trainer.hpp"
+
+namespace dptrain::cli {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kUsage =
+    "Usage: mpirun -np P dptrain train --data FILE.h5 [options]\n"
+    "Trains a multilayer perceptron by synchronous data-parallel SGD. The defaults are the\n"
+    "reference network: --layers 784,16,16,10 --activation sigmoid --output sigmoid --loss mse\n"
+    "--lr 3.0 --batch-size 10 --epochs 30.";
+
+po::options_description train_options(const std::string& default_run_dir) {
+  po::options_description o("dptrain train options");
+  o.add_options()
+      ("help,h", "show this help")
+      ("config", po::value<std::string>(), "read options from an INI file (key = value); the command line wins")
+      ("data", po::value<std::string>(), "HDF5 data file with /train and /test splits (see dptrain convert)")
+      ("layers", po::value<std::string>()->default_value("784,16,16,10"), "layer sizes, input first")
+      ("activation", po::value<std::string>()->default_value("sigmoid"), "hidden activation: sigmoid, tanh, relu")
+      ("output", po::value<std::string>()->default_value("sigmoid"), "output activation: sigmoid, softmax")
+      ("loss", po::value<std::string>()->default_value("mse"), "loss: mse (quadratic cost) or cross-entropy")
+      ("lr", po::value<double>()->default_value(3.0), "learning rate")
+      ("momentum", po::value<double>()->default_value(0.0), "momentum (0 = plain SGD)")
+      ("nesterov", po::value<bool>()->default_value(false)->implicit_value(true), "Nesterov momentum")
+      ("weight-decay", po::value<double>()->default_value(0.0), "L2 weight decay, on all parameters")
+      ("lr-schedule", po::value<std::string>()->default_value("constant"), "constant, step or cosine (per step, to 0)")
+      ("warmup-epochs", po::value<double>()->default_value(0.0), "linear warm-up of the learning rate, in epochs")
+      ("lr-step-epochs", po::value<double>()->default_value(10.0), "step schedule: epochs between decays")
+      ("lr-gamma", po::value<double>()->default_value(0.1), "step schedule: decay factor")
+      ("batch-size", po::value<std::int64_t>()->default_value(10), "global mini-batch size, split across ranks")
+      ("epochs", po::value<std::int64_t>()->default_value(30), "total epochs to reach (also when resuming)")
+      ("seed", po::value<std::int64_t>()->default_value(1), "seed of initialisation and shuffling")
+      ("shuffle", po::value<bool>()->default_value(true), "shuffle each rank's shard every epoch")
+      ("no-shuffle", po::bool_switch(), "same as --shuffle false: batches in file order")
+      ("run-dir", po::value<std::string>()->default_value(default_run_dir),
+       "folder for metrics.jsonl, config.ini and checkpoints/ (default: runs/<UTC time>)")
+      ("resume", po::value<std::string>(), "checkpoint to resume from, or 'auto': RUN_DIR/checkpoints/latest.h5 "
+                                           "if it exists, else a fresh start")
+      ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
+      ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
+      ("quiet,q", po::bool_switch(), "print only errors (metrics.jsonl is still written)");
+  return o;
+}
+
+template <class T>
+T get(const po::variables_map& vm, const std::string& name) {
+  return vm[name].as<T>();
+}
+
+void require(bool ok, const std::string& option, const std::string& value, const std::string& expected) {
+  if (!ok) throw Error("--" + option + " " + value + " is invalid: expected " + expected);
+}
+
+std::string number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+TrainConfig config_from(const po::variables_map& vm) {
+  TrainConfig c;
+  c.data = required_string(vm, "data", "the HDF5 file to train on (dptrain convert or tools/fetch-mnist.sh makes one)");
+  c.arch.layers = parse_layers(get<std::string>(vm, "layers"));
+  c.arch.hidden = parse_activation(get<std::string>(vm, "activation"));
+  c.arch.output = parse_activation(get<std::string>(vm, "output"));
+  c.arch.loss = parse_loss(get<std::string>(vm, "loss"));
+  c.arch.validate();
+
+  OptimizerSettings& o = c.optimizer;
+  o.lr = get<double>(vm, "lr");
+  require(std::isfinite(o.lr) && o.lr > 0, "lr", number(o.lr), "a positive number");
+  const double momentum = get<double>(vm, "momentum");
+  require(momentum >= 0 && momentum < 1, "momentum", number(momentum), "a number in [0, 1)");
+  o.sgd.momentum = static_cast<float>(momentum);
+  o.sgd.nesterov = get<bool>(vm, "nesterov");
+  require(!o.sgd.nesterov || momentum > 0, "nesterov", "true", "a positive --momentum with it");
+  const double decay = get<double>(vm, "weight-decay");
+  require(std::isfinite(decay) && decay >= 0, "weight-decay", number(decay), "a number >= 0");
+  o.sgd.weight_decay = static_cast<float>(decay);
+  o.schedule = parse_schedule(get<std::string>(vm, "lr-schedule"));
+  o.warmup_epochs = get<double>(vm, "warmup-epochs");
+  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0, "warmup-epochs", number(o.warmup_epochs),
+          "a number of epochs >= 0");
+  o.lr_step_epochs = get<double>(vm, "lr-step-epochs");
+  require(std::isfinite(o.lr_step_epochs) && o.lr_step_epochs > 0, "lr-step-epochs", number(o.lr_step_epochs),
+          "a positive number of epochs");
+  o.lr_gamma = get<double>(vm, "lr-gamma");
+  require(std::isfinite(o.lr_gamma) && o.lr_gamma > 0, "lr-gamma", number(o.lr_gamma), "a positive factor");
+
+  c.batch_size = get<std::int64_t>(vm, "batch-size");
+  require(c.batch_size >= 1 && c.batch_size <= (1 << 24), "batch-size", std::to_string(c.batch_size),
+          "a whole number from 1 to 16777216");
+  c.epochs = get<std::int64_t>(vm, "epochs");
+  require(c.epochs >= 1, "epochs", std::to_string(c.epochs), "a whole number >= 1");
+  c.seed = get<std::int64_t>(vm, "seed");
+  c.shuffle = get<bool>(vm, "shuffle") && !get<bool>(vm, "no-shuffle");
+  c.checkpoint_every = get<std::int64_t>(vm, "checkpoint-every");
+  require(c.checkpoint_every >= 1, "checkpoint-every", std::to_string(c.checkpoint_every), "a whole number >= 1");
+  c.threads = get<int>(vm, "threads");
+  require(c.threads >= 0 && c.threads <= 1024, "threads", std::to_string(c.threads), "0 (automatic) or a thread count");
+  c.run_dir = get<std::string>(vm, "run-dir");
+  c.quiet = get<bool>(vm, "quiet");
+  return c;
+}
+
+// The architecture comes from the checkpoint: an explicit conflicting value is an error.
+void check_architecture_matches(const po::variables_map& user, const Checkpoint& checkpoint, const std::string& path) {
+  const Architecture& a = checkpoint.arch;
+  const std::pair<const char*, std::string> fields[] = {
+      {"layers", a.layers_string()}, {"activation", to_string(a.hidden)}, {"output", to_string(a.output)},
+      {"loss", to_string(a.loss)}};
+  for (const auto& [name, stored] : fields) {
+    if (!user.count(name) || user[name].defaulted()) continue;
+    std::string given = user[name].as<std::string>();
+    if (std::string(name) == "layers") given = Architecture{parse_layers(given)}.layers_string();
+    if (given != stored) {
+      throw Error("--" + std::string(name) + " " + given + " conflicts with the checkpoint " + path + ", which has " +
+                  stored + ": a resumed run keeps the checkpoint's architecture");
+    }
+  }
+}
+
+std::string default_run_dir(const Communicator& comm) {
+  std::string dir;
+  if (comm.is_root()) {
+    const std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
+    dir = std::string("runs/") + stamp;
+  }
+  comm.broadcast(dir);
+  return dir;
+}
+
+}  // namespace
+
+int train(const Args& args, const Communicator& comm) {
+  const po::options_description options = train_options(default_run_dir(comm));
+  po::variables_map vm;
+  TrainConfig config;
+  std::optional<Checkpoint> resume;
+  bool help = false;
+
+  comm.collectively([&] {
+    parse_command_line("train", args, options, vm);
+    if ((help = print_help_if_asked(kUsage, options, vm, comm))) return;
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      try {
+        po::store(po::parse_config_file<char>(path.c_str(), options), vm);
+      } catch (const po::error& e) {
+        throw Error("--config " + path + ": " + e.what());
+      }
+    }
+    const std::string run_dir = vm["run-dir"].as<std::string>();
+    std::string resume_path;
+    if (vm.count("resume")) {
+      resume_path = vm["resume"].as<std::string>();
+      if (resume_path == "auto") {
+        if (vm["run-dir"].defaulted()) throw Error("--resume auto needs --run-dir: the folder whose latest checkpoint to resume");
+        const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest.h5";
+        resume_path = fs::exists(latest) ? latest.string() : "";
+      } else if (!fs::exists(resume_path)) {
+        throw Error("--resume " + resume_path + ": no such checkpoint");
+      }
+    }
+    if (!resume_path.empty()) {
+      resume = read_checkpoint(resume_path);
+      check_architecture_matches(vm, *resume, resume_path);
+      std::istringstream saved(resume->config);
+      po::store(po::parse_config_file(saved, options), vm);
+    }
+    po::notify(vm);
+    config = config_from(vm);
+  });
+  if (help) return 0;
+
+  Trainer trainer(comm, config, std::move(resume));
+  trainer.run();
+  return 0;
+}
+
+}  // namespace dptrain::cli

@@ -1,0 +1,202 @@
+#include "dptrain/io/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "dptrain/error.hpp"
+#include "dptrain/util/hdf5.hpp"
+
+namespace dptrain {
+namespace fs = std::filesystem;
+namespace {
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) throw Error(path + ": cannot open to sync: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) throw Error(path + ": fsync failed: " + std::strerror(saved));
+}
+
+std::string folder_of(const std::string& path) {
+  const fs::path parent = fs::path(path).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+std::string temporary_name(const std::string& path) {
+  const fs::path p(path);
+  return (fs::path(folder_of(path)) / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid())))
+      .string();
+}
+
+std::string layer_name(std::size_t i) { return "layer_" + std::to_string(i); }
+
+void write_layers(hid_t group, const Mlp& model, std::span<const float> buffer, const std::string& file) {
+  for (std::size_t i = 0; i < model.layers().size(); ++i) {
+    const LayerSlice& l = model.layers()[i];
+    h5::Handle layer = h5::create_group(group, layer_name(i), file);
+    h5::write_dataset(layer, "weight", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE,
+                      {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)},
+                      buffer.data() + l.weight_offset, 0, file);
+    h5::write_dataset(layer, "bias", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {static_cast<hsize_t>(l.out)},
+                      buffer.data() + l.bias_offset, 0, file);
+  }
+}
+
+std::vector<float> read_layers(hid_t group, const Mlp& model, const std::string& where, const std::string& file) {
+  std::vector<float> buffer(model.num_params());
+  for (std::size_t i = 0; i < model.layers().size(); ++i) {
+    const LayerSlice& l = model.layers()[i];
+    const std::string name = where + "/" + layer_name(i);
+    const std::vector<float> w =
+        h5::read_floats(group, name + "/weight", {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, file);
+    const std::vector<float> b = h5::read_floats(group, name + "/bias", {static_cast<hsize_t>(l.out)}, file);
+    std::copy(w.begin(), w.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.weight_offset));
+    std::copy(b.begin(), b.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.bias_offset));
+  }
+  return buffer;
+}
+
+void write_contents(hid_t file, const std::string& path, const Mlp& model, const Sgd& optimizer,
+                    const OptimizerSettings& settings, const Progress& progress, const std::string& config) {
+  h5::write_attribute(file, "config", config);
+
+  h5::Handle m = h5::create_group(file, "/model", path);
+  h5::write_attribute(m, "format", std::string("dptrain-checkpoint"));
+  h5::write_attribute(m, "format_version", kCheckpointFormatVersion);
+  const Architecture& arch = model.arch();
+  h5::write_attribute(m, "layers", std::vector<std::int64_t>(arch.layers.begin(), arch.layers.end()));
+  h5::write_attribute(m, "activation", to_string(arch.hidden));
+  h5::write_attribute(m, "output", to_string(arch.output));
+  h5::write_attribute(m, "loss", to_string(arch.loss));
+  write_layers(m, model, model.params(), path);
+
+  h5::Handle o = h5::create_group(file, "/optimizer", path);
+  h5::write_attribute(o, "type", std::string("sgd"));
+  h5::write_attribute(o, "lr", settings.lr);
+  h5::write_attribute(o, "momentum", static_cast<double>(settings.sgd.momentum));
+  h5::write_attribute(o, "weight_decay", static_cast<double>(settings.sgd.weight_decay));
+  h5::write_attribute(o, "nesterov", std::int64_t{settings.sgd.nesterov});
+  h5::write_attribute(o, "lr_schedule", to_string(settings.schedule));
+  h5::write_attribute(o, "warmup_epochs", settings.warmup_epochs);
+  h5::write_attribute(o, "lr_step_epochs", settings.lr_step_epochs);
+  h5::write_attribute(o, "lr_gamma", settings.lr_gamma);
+  if (!optimizer.velocity().empty()) write_layers(o, model, optimizer.velocity(), path);
+
+  h5::Handle p = h5::create_group(file, "/progress", path);
+  h5::write_attribute(p, "epochs_done", progress.epochs_done);
+  h5::write_attribute(p, "step_in_epoch", progress.step_in_epoch);
+  h5::write_attribute(p, "global_step", progress.global_step);
+  h5::write_attribute(p, "world_size", progress.world_size);
+  h5::write_attribute(p, "batch_size", progress.batch_size);
+  h5::write_attribute(p, "seed", progress.seed);
+  h5::write_attribute(p, "shuffle", std::int64_t{progress.shuffle});
+  h5::write_attribute(p, "data_file", progress.data_file);
+  h5::write_attribute(p, "data_sha256", progress.data_sha256);
+}
+
+}  // namespace
+
+void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& optimizer,
+                      const OptimizerSettings& settings, const Progress& progress, const std::string& config) {
+  const std::string temporary = temporary_name(path);
+  try {
+    {
+      h5::Handle file = h5::create_file(temporary);
+      write_contents(file, path, model, optimizer, settings, progress, config);
+      h5::flush(file, temporary);
+      file.reset();  // H5Fclose can fail on a full disk too; the fsync below then fails
+    }
+    fsync_path(temporary, O_RDONLY);
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+      throw Error(path + ": cannot rename the checkpoint into place: " + std::strerror(errno));
+    }
+    fsync_path(folder_of(path), O_RDONLY | O_DIRECTORY);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw;
+  }
+}
+
+void point_link_atomically(const std::string& link, const std::string& target) {
+  const std::string temporary = temporary_name(link);
+  std::error_code ignored;
+  fs::remove(temporary, ignored);
+  if (::symlink(target.c_str(), temporary.c_str()) != 0) {
+    throw Error(link + ": cannot create link: " + std::strerror(errno));
+  }
+  if (std::rename(temporary.c_str(), link.c_str()) != 0) {
+    const int saved = errno;
+    fs::remove(temporary, ignored);
+    throw Error(link + ": cannot replace link: " + std::strerror(saved));
+  }
+  fsync_path(folder_of(link), O_RDONLY | O_DIRECTORY);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  h5::Handle file = h5::open_file(path);
+  Checkpoint c;
+  const std::string where = path;
+  if (!h5::exists(file, "/model")) throw Error(path + ": not a dptrain checkpoint (group /model is missing)");
+  h5::Handle m = h5::open_group(file, "/model", path);
+  const std::string format = h5::read_string_attribute(m, "format", path + ": /model");
+  if (format != "dptrain-checkpoint") {
+    throw Error(path + ": /model attribute format is '" + format + "', expected 'dptrain-checkpoint'");
+  }
+  const std::int64_t version = h5::read_int_attribute(m, "format_version", path + ": /model");
+  if (version < 1 || version > kCheckpointFormatVersion) {
+    throw Error(path + ": checkpoint format_version " + std::to_string(version) + " is not supported (this dptrain reads 1.." +
+                std::to_string(kCheckpointFormatVersion) + ")");
+  }
+  for (std::int64_t n : h5::read_ints_attribute(m, "layers", path + ": /model")) {
+    if (n < 1 || n > 1'000'000) throw Error(path + ": /model attribute layers holds an invalid size " + std::to_string(n));
+    c.arch.layers.push_back(static_cast<int>(n));
+  }
+  try {
+    c.arch.hidden = parse_activation(h5::read_string_attribute(m, "activation", path + ": /model"));
+    c.arch.output = parse_activation(h5::read_string_attribute(m, "output", path + ": /model"));
+    c.arch.loss = parse_loss(h5::read_string_attribute(m, "loss", path + ": /model"));
+    c.arch.validate();
+  } catch (const Error& e) {
+    throw Error(path + ": /model: " + e.what());
+  }
+  const Mlp layout(c.arch);
+  c.params = read_layers(file, layout, "/model", path);
+
+  h5::Handle o = h5::open_group(file, "/optimizer", path);
+  const std::string ow = path + ": /optimizer";
+  c.optimizer.lr = h5::read_double_attribute(o, "lr", ow);
+  c.optimizer.sgd.momentum = static_cast<float>(h5::read_double_attribute(o, "momentum", ow));
+  c.optimizer.sgd.weight_decay = static_cast<float>(h5::read_double_attribute(o, "weight_decay", ow));
+  c.optimizer.sgd.nesterov = h5::read_int_attribute(o, "nesterov", ow) != 0;
+  c.optimizer.schedule = parse_schedule(h5::read_string_attribute(o, "lr_schedule", ow));
+  c.optimizer.warmup_epochs = h5::read_double_attribute(o, "warmup_epochs", ow);
+  c.optimizer.lr_step_epochs = h5::read_double_attribute(o, "lr_step_epochs", ow);
+  c.optimizer.lr_gamma = h5::read_double_attribute(o, "lr_gamma", ow);
+  if (c.optimizer.sgd.momentum != 0.0f) c.velocity = read_layers(file, layout, "/optimizer", path);
+
+  h5::Handle p = h5::open_group(file, "/progress", path);
+  const std::string pw = path + ": /progress";
+  c.progress.epochs_done = h5::read_int_attribute(p, "epochs_done", pw);
+  c.progress.step_in_epoch = h5::read_int_attribute(p, "step_in_epoch", pw);
+  c.progress.global_step = h5::read_int_attribute(p, "global_step", pw);
+  c.progress.world_size = h5::read_int_attribute(p, "world_size", pw);
+  c.progress.batch_size = h5::read_int_attribute(p, "batch_size", pw);
+  c.progress.seed = h5::read_int_attribute(p, "seed", pw);
+  c.progress.shuffle = h5::read_int_attribute(p, "shuffle", pw) != 0;
+  c.progress.data_file = h5::read_string_attribute(p, "data_file", pw);
+  c.progress.data_sha256 = h5::read_string_attribute(p, "data_sha256", pw);
+  if (c.progress.epochs_done < 0 || c.progress.global_step < 0 || c.progress.step_in_epoch < 0) {
+    throw Error(pw + ": negative progress counters");
+  }
+  c.config = h5::read_string_attribute(file, "config", path + ": /");
+  return c;
+}
+
+}  // namespace dptrain

@@ -1,0 +1,146 @@
+#include "dptrain/nn/mlp.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "dptrain/blas.hpp"
+#include "dptrain/error.hpp"
+#include "dptrain/util/text.hpp"
+#include "dptrain/util/random.hpp"
+
+namespace dptrain {
+
+std::vector<int> parse_layers(const std::string& text) {
+  std::vector<int> sizes;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    std::size_t used = 0;
+    long value = 0;
+    try {
+      value = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || value < 1 || value > 1'000'000) {
+      throw Error("--layers '" + text + "': '" + item +
+                  "' is not a layer size (expected positive integers separated by commas, "
+                  "e.g. 784,16,16,10)");
+    }
+    sizes.push_back(static_cast<int>(value));
+  }
+  return sizes;
+}
+
+std::string Architecture::layers_string() const {
+  return join(layers, ",");
+}
+
+void Architecture::validate() const {
+  if (layers.size() < 2) {
+    throw Error("--layers '" + layers_string() +
+                "': needs at least an input and an output size, e.g. 784,16,16,10");
+  }
+  for (int n : layers) {
+    if (n < 1) throw Error("--layers '" + layers_string() + "': sizes must be positive");
+  }
+  if (hidden == Activation::softmax) {
+    throw Error("--activation softmax: hidden layers take sigmoid, tanh or relu");
+  }
+  if (output != Activation::sigmoid && output != Activation::softmax) {
+    throw Error("--output " + to_string(output) + ": the output layer takes sigmoid or softmax");
+  }
+  if (outputs() < 2) {
+    throw Error("--layers '" + layers_string() + "': the output layer needs at least 2 classes");
+  }
+}
+
+Workspace::Workspace(const Architecture& arch, int max_rows) : max_rows_(max_rows) {
+  for (int n : arch.layers) activations_.emplace_back(static_cast<std::size_t>(max_rows) * n);
+  for (std::size_t i = 1; i < arch.layers.size(); ++i) {
+    deltas_.emplace_back(static_cast<std::size_t>(max_rows) * arch.layers[i]);
+  }
+  ones_.assign(max_rows, 1.0f);
+}
+
+Matrix Workspace::input(int rows) {
+  return {activations_.front().data(), rows, static_cast<int>(activations_.front().size() / max_rows_)};
+}
+
+Mlp::Mlp(Architecture arch) : arch_(std::move(arch)) {
+  arch_.validate();
+  std::size_t offset = 0;
+  for (std::size_t i = 0; i + 1 < arch_.layers.size(); ++i) {
+    LayerSlice layer;
+    layer.in = arch_.layers[i];
+    layer.out = arch_.layers[i + 1];
+    layer.weight_offset = offset;
+    offset += static_cast<std::size_t>(layer.in) * layer.out;
+    layer.bias_offset = offset;
+    offset += layer.out;
+    layers_.push_back(layer);
+  }
+  params_.assign(offset, 0.0f);
+}
+
+void Mlp::initialize(std::uint64_t seed) {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSlice& layer = layers_[i];
+    const double bound = 1.0 / std::sqrt(static_cast<double>(layer.in));
+    Rng rng(seed, purpose::init, i);
+    // W and b are adjacent in the buffer: one pass draws both.
+    const std::size_t count = static_cast<std::size_t>(layer.in) * layer.out + layer.out;
+    float* values = params_.data() + layer.weight_offset;
+    for (std::size_t k = 0; k < count; ++k) values[k] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+  }
+}
+
+ConstMatrix Mlp::weight(std::span<const float> buffer, std::size_t layer) const {
+  const LayerSlice& l = layers_[layer];
+  return {buffer.data() + l.weight_offset, l.out, l.in};
+}
+
+std::span<const float> Mlp::bias(std::span<const float> buffer, std::size_t layer) const {
+  const LayerSlice& l = layers_[layer];
+  return buffer.subspan(l.bias_offset, l.out);
+}
+
+ConstMatrix Mlp::forward(Workspace& ws, int rows) const {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSlice& l = layers_[i];
+    ConstMatrix x{ws.activations_[i].data(), rows, l.in};
+    Matrix z{ws.activations_[i + 1].data(), rows, l.out};
+    // Z[rows x out] = X[rows x in] * W^T[in x out]
+    blas::gemm_a_bt(x, weight(params_, i), z, 1.0f, 0.0f);
+    const bool last = i + 1 == layers_.size();
+    add_bias_and_activate(z, bias(params_, i), last ? arch_.output : arch_.hidden);
+  }
+  return {ws.activations_.back().data(), rows, arch_.outputs()};
+}
+
+double Mlp::backward(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
+                     std::span<float> grads) const {
+  const std::size_t depth = layers_.size();
+  ConstMatrix output{ws.activations_.back().data(), rows, arch_.outputs()};
+  Matrix top_delta{ws.deltas_.back().data(), rows, arch_.outputs()};
+  const double loss = loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta);
+
+  for (std::size_t i = depth; i-- > 0;) {
+    const LayerSlice& l = layers_[i];
+    ConstMatrix delta{ws.deltas_[i].data(), rows, l.out};
+    ConstMatrix x{ws.activations_[i].data(), rows, l.in};
+    Matrix grad_w{grads.data() + l.weight_offset, l.out, l.in};
+    // dW[out x in] = delta^T[out x rows] * X[rows x in]
+    blas::gemm_at_b(delta, x, grad_w, 1.0f, 0.0f);
+    // db[out] = delta^T[out x rows] * 1[rows]
+    blas::gemv_at_x(delta, ws.ones_, grads.subspan(l.bias_offset, l.out));
+    if (i == 0) break;
+    Matrix below{ws.deltas_[i - 1].data(), rows, l.in};
+    // dX[rows x in] = delta[rows x out] * W[out x in]
+    blas::gemm_a_b(delta, weight(params_, i), below, 1.0f, 0.0f);
+    multiply_by_derivative(x, below, arch_.hidden);
+  }
+  return loss;
+}
+
+}  // namespace dptrain

@@ -1,0 +1,253 @@
+#include "dptrain/util/hdf5.hpp"
+
+#include "dptrain/error.hpp"
+#include "dptrain/util/text.hpp"
+
+namespace dptrain::h5 {
+namespace {
+
+herr_t innermost_message(unsigned depth, const H5E_error2_t* entry, void* out) {
+  // The walk goes from the innermost frame outwards; the first frame says most.
+  if (depth == 0 && entry->desc != nullptr) *static_cast<std::string*>(out) = entry->desc;
+  return 0;
+}
+
+hid_t check(hid_t id, const std::string& what) {
+  if (id < 0) throw Error(what + ": " + last_error());
+  return id;
+}
+
+void check_status(herr_t status, const std::string& what) {
+  if (status < 0) throw Error(what + ": " + last_error());
+}
+
+}  // namespace
+
+Handle& Handle::operator=(Handle&& other) noexcept {
+  if (this != &other) {
+    reset();
+    id_ = other.id_;
+    closer_ = other.closer_;
+    other.id_ = -1;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_ != nullptr) closer_(id_);
+  id_ = -1;
+}
+
+void silence_automatic_error_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+std::string last_error() {
+  std::string message = "unknown HDF5 error";
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_message, &message);
+  H5Eclear2(H5E_DEFAULT);
+  return message;
+}
+
+Handle open_file(const std::string& path) {
+  return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open as HDF5"),
+          H5Fclose};
+}
+
+Handle create_file(const std::string& path) {
+  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
+                path + ": cannot create HDF5 file"),
+          H5Fclose};
+}
+
+void flush(hid_t file, const std::string& path) {
+  check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), path + ": cannot flush");
+}
+
+Handle open_group(hid_t loc, const std::string& name, const std::string& file) {
+  if (!exists(loc, name)) throw Error(file + ": group " + name + " is missing");
+  return {check(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), file + ": cannot open group " + name), H5Gclose};
+}
+
+Handle create_group(hid_t loc, const std::string& name, const std::string& file) {
+  return {check(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                file + ": cannot create group " + name),
+          H5Gclose};
+}
+
+bool exists(hid_t loc, const std::string& name) {
+  // Checks each path component, as H5Lexists requires the parents to exist.
+  std::size_t pos = name.front() == '/' ? 1 : 0;
+  while (true) {
+    const std::size_t slash = name.find('/', pos);
+    const std::string prefix = name.substr(0, slash);
+    const htri_t found = H5Lexists(loc, prefix.c_str(), H5P_DEFAULT);
+    if (found <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return false;
+    }
+    if (slash == std::string::npos) return true;
+    pos = slash + 1;
+  }
+}
+
+Handle open_dataset(hid_t file, const std::string& name, const std::string& file_path) {
+  if (!exists(file, name)) throw Error(file_path + ": dataset " + name + " is missing");
+  return {check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), file_path + ": cannot open dataset " + name),
+          H5Dclose};
+}
+
+std::string DatasetInfo::type_name() const {
+  const std::string bits = std::to_string(type_size * 8);
+  if (type_class == H5T_INTEGER) return (is_signed ? "int" : "uint") + bits;
+  if (type_class == H5T_FLOAT) return "float" + bits;
+  return "non-numeric type";
+}
+
+std::string DatasetInfo::dims_string() const {
+  return "[" + join(dims, ",") + "]";
+}
+
+DatasetInfo describe(hid_t dataset) {
+  DatasetInfo info;
+  Handle type(check(H5Dget_type(dataset), "cannot read a dataset's type"), H5Tclose);
+  info.type_class = H5Tget_class(type);
+  info.type_size = H5Tget_size(type);
+  info.is_signed = info.type_class == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_2;
+  Handle space(check(H5Dget_space(dataset), "cannot read a dataset's shape"), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) throw Error("cannot read a dataset's rank: " + last_error());
+  info.dims.resize(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space, info.dims.data(), nullptr);
+  return info;
+}
+
+void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t file_type,
+                   const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows,
+                   const std::string& file) {
+  const std::string what = file + ": cannot write dataset " + name;
+  Handle space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), what), H5Sclose);
+  Handle create(check(H5Pcreate(H5P_DATASET_CREATE), what), H5Pclose);
+  // No modification times in the file: converting the same data twice gives the same bytes.
+  check_status(H5Pset_obj_track_times(create, false), what);
+  if (chunk_rows > 0 && !dims.empty() && dims[0] > 0) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = std::min(chunk_rows, dims[0]);
+    check_status(H5Pset_chunk(create, static_cast<int>(chunk.size()), chunk.data()), what);
+  }
+  Handle dataset(check(H5Dcreate2(loc, name.c_str(), file_type, space, H5P_DEFAULT, create, H5P_DEFAULT),
+                       what),
+                 H5Dclose);
+  check_status(H5Dwrite(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), what);
+}
+
+std::vector<float> read_floats(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
+                               const std::string& file) {
+  Handle dataset = open_dataset(loc, name, file);
+  const DatasetInfo info = describe(dataset);
+  if (info.type_class != H5T_FLOAT || info.dims != dims) {
+    DatasetInfo expected{H5T_FLOAT, 4, false, dims};
+    throw Error(file + ": dataset " + name + " is " + info.type_name() + " " + info.dims_string() +
+                ", expected float32 " + expected.dims_string());
+  }
+  std::size_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  std::vector<float> values(count);
+  check_status(H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
+               file + ": cannot read dataset " + name);
+  return values;
+}
+
+namespace {
+
+void write_attribute_raw(hid_t loc, const std::string& name, hid_t type, hid_t space, const void* data) {
+  const std::string what = "cannot write attribute " + name;
+  if (H5Aexists(loc, name.c_str()) > 0) check_status(H5Adelete(loc, name.c_str()), what);
+  Handle attr(check(H5Acreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), what), H5Aclose);
+  check_status(H5Awrite(attr, type, data), what);
+}
+
+Handle open_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  if (H5Aexists(loc, name.c_str()) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw Error(where + ": attribute " + name + " is missing");
+  }
+  return {check(H5Aopen(loc, name.c_str(), H5P_DEFAULT), where + ": cannot open attribute " + name), H5Aclose};
+}
+
+}  // namespace
+
+void write_attribute(hid_t loc, const std::string& name, const std::string& value) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, std::max<std::size_t>(1, value.size()));
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  write_attribute_raw(loc, name, type, space, value.empty() ? "" : value.data());
+}
+
+void write_attribute(hid_t loc, const std::string& name, std::int64_t value) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  write_attribute_raw(loc, name, H5T_NATIVE_INT64, space, &value);
+}
+
+void write_attribute(hid_t loc, const std::string& name, double value) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  write_attribute_raw(loc, name, H5T_NATIVE_DOUBLE, space, &value);
+}
+
+void write_attribute(hid_t loc, const std::string& name, const std::vector<std::int64_t>& values) {
+  const hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  write_attribute_raw(loc, name, H5T_NATIVE_INT64, space, values.data());
+}
+
+bool has_attribute(hid_t loc, const std::string& name) {
+  const htri_t found = H5Aexists(loc, name.c_str());
+  H5Eclear2(H5E_DEFAULT);
+  return found > 0;
+}
+
+std::string read_string_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  Handle attr = open_attribute(loc, name, where);
+  Handle type(check(H5Aget_type(attr), where + ": attribute " + name), H5Tclose);
+  if (H5Tget_class(type) != H5T_STRING) throw Error(where + ": attribute " + name + " is not a string");
+  if (H5Tis_variable_str(type) > 0) {
+    char* text = nullptr;
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem, H5T_VARIABLE);
+    check_status(H5Aread(attr, mem, &text), where + ": cannot read attribute " + name);
+    std::string value = text ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+  std::string value(H5Tget_size(type), '\0');
+  check_status(H5Aread(attr, type, value.data()), where + ": cannot read attribute " + name);
+  value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
+  return value;
+}
+
+std::int64_t read_int_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  const std::vector<std::int64_t> values = read_ints_attribute(loc, name, where);
+  if (values.size() != 1) throw Error(where + ": attribute " + name + " should hold one integer");
+  return values[0];
+}
+
+double read_double_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  Handle attr = open_attribute(loc, name, where);
+  Handle space(H5Aget_space(attr), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space) != 1) throw Error(where + ": attribute " + name + " should hold one number");
+  double value = 0;
+  check_status(H5Aread(attr, H5T_NATIVE_DOUBLE, &value), where + ": cannot read attribute " + name);
+  return value;
+}
+
+std::vector<std::int64_t> read_ints_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  Handle attr = open_attribute(loc, name, where);
+  Handle type(check(H5Aget_type(attr), where + ": attribute " + name), H5Tclose);
+  if (H5Tget_class(type) != H5T_INTEGER) throw Error(where + ": attribute " + name + " is not an integer");
+  Handle space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<std::int64_t> values(static_cast<std::size_t>(std::max<hssize_t>(0, n)));
+  check_status(H5Aread(attr, H5T_NATIVE_INT64, values.data()), where + ": cannot read attribute " + name);
+  return values;
+}
+
+}  // namespace dptrain::h5

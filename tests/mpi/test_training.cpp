@@ -1,0 +1,219 @@
+// Data-parallel training on P ranks against one rank, invariants after every
+// step, exact evaluation counts, bit-for-bit resume, and collective errors.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+
+#include "dptrain/comm/communicator.hpp"
+#include "dptrain/error.hpp"
+#include "dptrain/train/trainer.hpp"
+#include "dptrain/util/sha256.hpp"
+#include "test_files.hpp"
+
+namespace dptrain {
+namespace {
+
+const Communicator& world() {
+  static const Communicator comm(MPI_COMM_WORLD);
+  return comm;
+}
+const Communicator& self() {
+  static const Communicator comm(MPI_COMM_SELF);
+  return comm;
+}
+
+// A folder every rank sees: rank 0 makes and removes it.
+class SharedDir {
+ public:
+  SharedDir() {
+    if (world().is_root()) {
+      owned_ = std::make_unique<TempDir>();
+      path_ = owned_->path().string();
+    }
+    world().broadcast(path_);
+  }
+  ~SharedDir() { world().barrier(); }
+  std::string operator/(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
+
+ private:
+  std::unique_ptr<TempDir> owned_;
+  std::string path_;
+};
+
+// 203 samples: batches of 10 leave a partial batch of 3, and 10 does not
+// divide among 3 or 4 ranks, so the uneven cases are exercised.
+std::string make_data(const SharedDir& dir, std::int64_t train_samples = 203, int bad_label_at = -1) {
+  const std::string path = dir / "data.h5";
+  world().collectively([&] {
+    if (!world().is_root()) return;
+    SyntheticSplit train = make_split(train_samples, 8, 3, 1);
+    if (bad_label_at >= 0) train.labels[static_cast<std::size_t>(bad_label_at)] = 7;
+    write_synthetic_hdf5(path, train, make_split(57, 8, 3, 2));
+  });
+  return path;
+}
+
+TrainConfig small_config(const std::string& data, const std::string& run_dir) {
+  TrainConfig c;
+  c.data = data;
+  c.arch = Architecture{{8, 6, 5, 3}, Activation::sigmoid, Activation::sigmoid, Loss::mse};
+  c.optimizer.lr = 0.5;
+  c.batch_size = 10;
+  c.epochs = 5;
+  c.seed = 3;
+  c.run_dir = run_dir;
+  c.threads = 1;
+  c.quiet = true;
+  return c;
+}
+
+std::vector<float> params_after(const Communicator& comm, const TrainConfig& config) {
+  Trainer trainer(comm, config, std::nullopt);
+  trainer.run();
+  const auto p = trainer.model().params();
+  return {p.begin(), p.end()};
+}
+
+double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double{a[i]} - b[i]));
+  return worst;
+}
+
+TEST(DataParallel, WithoutShufflingPRanksTakeTheSameStepsAsOneRank) {
+  SharedDir dir;
+  const std::string data = make_data(dir);
+  for (const bool momentum : {false, true}) {
+    TrainConfig config = small_config(data, dir / "parallel");
+    config.shuffle = false;
+    if (momentum) {
+      config.optimizer.sgd.momentum = 0.9f;
+      config.optimizer.lr = 0.1;
+      config.optimizer.schedule = ScheduleKind::cosine;
+      config.arch.hidden = Activation::relu;
+      config.arch.output = Activation::softmax;
+      config.arch.loss = Loss::cross_entropy;
+    }
+    const std::vector<float> parallel = params_after(world(), config);  // 105 steps
+    config.run_dir = dir / ("serial-rank-" + std::to_string(world().rank()));
+    const std::vector<float> serial = params_after(self(), config);
+    Mlp initial(config.arch);
+    initial.initialize(3);
+    const std::vector<float> start(initial.params().begin(), initial.params().end());
+    EXPECT_GT(max_abs_difference(serial, start), 0.05) << "training moved the parameters";
+    EXPECT_LT(max_abs_difference(parallel, serial), 2e-5) << "momentum " << momentum << " on " << world().size()
+                                                          << " ranks";
+  }
+}
+
+TEST(DataParallel, ParametersAreIdenticalOnEveryRankAfterEveryStep) {
+  SharedDir dir;
+  TrainConfig config = small_config(make_data(dir), dir / "run");
+  config.optimizer.sgd.momentum = 0.5f;
+  Trainer trainer(world(), config, std::nullopt);
+  std::int64_t steps = 0, mismatches = 0;
+  trainer.set_step_observer([&](const Trainer& t) {
+    ++steps;
+    Sha256 hash;
+    const auto p = t.model().params();
+    hash.update({reinterpret_cast<const std::uint8_t*>(p.data()), p.size_bytes()});
+    std::string mine = hash.hex_digest(), roots = mine;
+    world().broadcast(roots);
+    std::int64_t differs = mine != roots ? 1 : 0;
+    world().allreduce_sum(std::span<std::int64_t>(&differs, 1));
+    mismatches += differs;
+  });
+  trainer.run();
+  EXPECT_EQ(steps, 5 * 21);
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(DataParallel, EvaluationCountsAreExactOnAnyNumberOfRanks) {
+  SharedDir dir;
+  const std::string data = make_data(dir);
+  const Architecture arch{{8, 6, 3}};
+  Mlp model(arch);
+  model.initialize(9);
+  const EvalResult shared = Evaluator(data, "test", arch, world()).run(model);
+  const EvalResult alone = Evaluator(data, "test", arch, self()).run(model);
+  EXPECT_EQ(shared.total, 57);
+  EXPECT_EQ(shared.correct, alone.correct);
+  EXPECT_NEAR(shared.loss_sum, alone.loss_sum, 1e-9 * alone.loss_sum);
+  const EvalResult train = Evaluator(data, "train", arch, world()).run(model);
+  EXPECT_EQ(train.total, 203);
+}
+
+TEST(DataParallel, EachRankReadsExactlyItsShard) {
+  SharedDir dir;
+  const std::string data = make_data(dir);
+  const SyntheticSplit truth = make_split(203, 8, 3, 1);
+  const BatchSlicing slicing(203, 10, world().size());
+  const Shard shard = read_shard(data, "train", slicing, world().rank(), 8, 3);
+  ASSERT_EQ(shard.size(), slicing.shard_size(world().rank()));
+  for (std::int64_t i = 0; i < shard.size(); ++i) {
+    EXPECT_EQ(shard.labels()[static_cast<std::size_t>(i)],
+              truth.labels[static_cast<std::size_t>(slicing.global_index(world().rank(), i))]);
+  }
+  std::int64_t total = shard.size();
+  world().allreduce_sum(std::span<std::int64_t>(&total, 1));
+  EXPECT_EQ(total, 203);
+}
+
+TEST(Resume, ContinuingFromACheckpointIsBitForBitAnUninterruptedRun) {
+  SharedDir dir;
+  const std::string data = make_data(dir);
+  TrainConfig config = small_config(data, dir / "straight");
+  config.optimizer.sgd.momentum = 0.9f;
+  config.optimizer.lr = 0.2;
+  config.optimizer.schedule = ScheduleKind::cosine;
+  config.epochs = 6;
+  const std::vector<float> straight = params_after(world(), config);
+
+  // A run stopped after epoch 3 of 6 left what the straight run wrote then.
+  config.run_dir = dir / "resumed";
+  Checkpoint checkpoint = read_checkpoint(dir / "straight/checkpoints/epoch-0003.h5");
+  EXPECT_EQ(checkpoint.progress.epochs_done, 3);
+  Trainer resumed(world(), config, std::move(checkpoint));
+  resumed.run();
+  ASSERT_EQ(resumed.model().params().size(), straight.size());
+  EXPECT_EQ(std::memcmp(resumed.model().params().data(), straight.data(), straight.size() * sizeof(float)), 0);
+  EXPECT_EQ(resumed.progress().global_step, 6 * 21);
+}
+
+TEST(Errors, ALabelOutOfRangeOnOneRankStopsEveryRankWithTheSameMessage) {
+  SharedDir dir;
+  const std::string data = make_data(dir, 203, 202);  // the last sample: the last rank's shard
+  const TrainConfig config = small_config(data, dir / "run");
+  try {
+    Trainer trainer(world(), config, std::nullopt);
+    FAIL() << "no error";
+  } catch (const CollectiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("label 7 of sample 202 in /train/labels is outside [0, 3)"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Errors, DivergenceStopsEveryRankAndKeepsTheLastCheckpoint) {
+  SharedDir dir;
+  TrainConfig config = small_config(make_data(dir), dir / "run");
+  config.arch = Architecture{{8, 6, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
+  config.epochs = 1;
+  config.optimizer.lr = 0.1;
+  params_after(world(), config);  // one good epoch, checkpointed
+  config.epochs = 3;
+  config.optimizer.lr = 1e30;
+  Trainer trainer(world(), config, read_checkpoint(dir / "run/checkpoints/latest.h5"));
+  try {
+    trainer.run();
+    FAIL() << "no error";
+  } catch (const CollectiveError& e) {
+    EXPECT_NE(std::string(e.what()).find("training diverged: the loss became"), std::string::npos) << e.what();
+  }
+  world().barrier();
+  EXPECT_EQ(read_checkpoint(dir / "run/checkpoints/latest.h5").progress.epochs_done, 1);
+}
+
+}  // namespace
+}  // namespace dptrain

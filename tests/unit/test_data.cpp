@@ -1,0 +1,230 @@
+// Data: sharding arithmetic, IDX parsing (good and crafted bad files), and the
+// HDF5 layout written by convert and read back shard by shard.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+
+#include "dptrain/data/dataset.hpp"
+#include "dptrain/error.hpp"
+#include "dptrain/util/sha256.hpp"
+#include "test_files.hpp"
+
+namespace dptrain {
+namespace {
+
+TEST(Sharding, EverySampleIsOwnedExactlyOnceForManyShapes) {
+  for (std::int64_t n : {1, 7, 10, 59, 60, 61, 1000, 60000}) {
+    for (std::int64_t b : {1, 3, 10, 64, 128}) {
+      for (int p : {1, 2, 3, 4, 7, 64}) {
+        if (b < p) continue;
+        const BatchSlicing s(n, b, p);
+        std::vector<int> owners(static_cast<std::size_t>(n), 0);
+        std::int64_t total = 0;
+        for (int r = 0; r < p; ++r) {
+          for (std::int64_t i = 0; i < s.shard_size(r); ++i) ++owners.at(static_cast<std::size_t>(s.global_index(r, i)));
+          total += s.shard_size(r);
+        }
+        ASSERT_EQ(total, n) << n << " " << b << " " << p;
+        for (int count : owners) ASSERT_EQ(count, 1) << n << " " << b << " " << p;
+        for (std::int64_t t = 0; t < s.steps(); ++t) {
+          std::int64_t in_batch = 0;
+          for (int r = 0; r < p; ++r) in_batch += s.local_batch_size(r, t);
+          ASSERT_EQ(in_batch, s.global_batch_size(t));
+        }
+      }
+    }
+  }
+}
+
+TEST(Sharding, GlobalBatchesDoNotDependOnTheRankCount) {
+  // Batch t is samples [tB, (t+1)B) for every P: the ranks' slices of it, taken together.
+  const std::int64_t n = 103, b = 10;
+  for (int p : {1, 2, 3, 4}) {
+    const BatchSlicing s(n, b, p);
+    for (std::int64_t t = 0; t < s.steps(); ++t) {
+      std::set<std::int64_t> members;
+      for (int r = 0; r < p; ++r) {
+        for (std::int64_t j = 0; j < s.local_batch_size(r, t); ++j) members.insert(s.global_index(r, t * s.width(r) + j));
+      }
+      ASSERT_EQ(static_cast<std::int64_t>(members.size()), s.global_batch_size(t));
+      EXPECT_EQ(*members.begin(), t * b);
+      EXPECT_EQ(*members.rbegin(), t * b + s.global_batch_size(t) - 1);
+    }
+  }
+}
+
+TEST(Idx, RoundTripRawAndGzip) {
+  TempDir dir;
+  const std::vector<std::uint32_t> dims = {3, 2, 2};
+  const std::vector<std::uint8_t> data = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255};
+  const std::vector<std::uint8_t> bytes = encode_idx(dims, data);
+  write_bytes(dir / "raw", bytes);
+  write_gzip(dir / "packed.gz", bytes);
+  for (const char* name : {"raw", "packed.gz"}) {
+    const IdxArray a = read_idx(dir / name);
+    EXPECT_EQ(a.dims, dims);
+    EXPECT_EQ(a.data, data);
+    Sha256 h;
+    h.update(bytes);
+    EXPECT_EQ(a.sha256, h.hex_digest());
+  }
+}
+
+void expect_idx_error(const std::vector<std::uint8_t>& bytes, const std::string& fragment) {
+  TempDir dir;
+  write_bytes(dir / "bad", bytes);
+  try {
+    read_idx(dir / "bad");
+    FAIL() << "no error for a file that should give '" << fragment << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir / "bad"), std::string::npos) << "the message names the file";
+  }
+}
+
+TEST(Idx, CraftedBadFilesGiveTheirErrors) {
+  std::vector<std::uint8_t> good = encode_idx({4, 2}, std::vector<std::uint8_t>(8, 1));
+  std::vector<std::uint8_t> bad_magic = good;
+  bad_magic[0] = 0x1f;
+  expect_idx_error(bad_magic, "bad magic number");
+  std::vector<std::uint8_t> float_type = good;
+  float_type[2] = 0x0D;
+  expect_idx_error(float_type, "0x0D is not supported");
+  expect_idx_error(std::vector<std::uint8_t>(good.begin(), good.end() - 3), "truncated: header says 4x2 = 8 bytes of data, file has 5");
+  std::vector<std::uint8_t> trailing = good;
+  trailing.push_back(0);
+  expect_idx_error(trailing, "trailing bytes");
+  expect_idx_error(std::vector<std::uint8_t>(good.begin(), good.begin() + 6), "truncated IDX header");
+  expect_idx_error({}, "bad magic number");
+}
+
+TEST(Idx, CorruptGzipIsAnError) {
+  TempDir dir;
+  std::vector<std::uint8_t> bytes = encode_idx({100}, std::vector<std::uint8_t>(100, 7));
+  write_gzip(dir / "x.gz", bytes);
+  std::vector<std::uint8_t> packed = read_bytes(dir / "x.gz");
+  packed.resize(packed.size() / 2);  // a download cut short
+  write_bytes(dir / "x.gz", packed);
+  EXPECT_THROW(read_idx(dir / "x.gz"), Error);
+}
+
+TEST(Idx, MissingFileNamesThePath) {
+  try {
+    read_idx("/nonexistent/train-images");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/train-images: cannot open"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Dataset, ConvertedFileReadsBackShardByShard) {
+  TempDir dir;
+  const std::string path = dir / "d.h5";
+  const SyntheticSplit train = make_split(23, 4, 3, 1);
+  const SyntheticSplit test = make_split(9, 4, 3, 2);
+  write_synthetic_hdf5(path, train, test);
+  EXPECT_EQ(split_size(path, "train"), 23);
+  EXPECT_EQ(split_size(path, "test"), 9);
+  for (int p : {1, 2, 3, 4}) {
+    const BatchSlicing s(23, 5, p);
+    for (int r = 0; r < p; ++r) {
+      const Shard shard = read_shard(path, "train", s, r, 4, 3);
+      ASSERT_EQ(shard.size(), s.shard_size(r));
+      std::vector<std::uint32_t> all(static_cast<std::size_t>(shard.size()));
+      std::iota(all.begin(), all.end(), 0u);
+      std::vector<float> x(all.size() * 4);
+      std::vector<std::int32_t> y(all.size());
+      shard.gather(all, Matrix{x.data(), static_cast<int>(all.size()), 4}, y);
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        const auto g = static_cast<std::size_t>(s.global_index(r, static_cast<std::int64_t>(i)));
+        EXPECT_EQ(y[i], train.labels[g]);
+        for (int c = 0; c < 4; ++c) EXPECT_FLOAT_EQ(x[i * 4 + c], train.pixels[g * 4 + c] / 255.0f);
+      }
+    }
+  }
+}
+
+TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
+  TempDir dir;
+  const std::string path = dir / "d.h5";
+  write_synthetic_hdf5(path, make_split(10, 4, 3, 1), make_split(5, 4, 3, 2));
+  const BatchSlicing s(10, 10, 1);
+  auto message = [&](auto&& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { read_shard(path, "train", s, 0, 5, 3); }).find("have 2x2 = 4 values, but the input layer has 5"),
+            std::string::npos);
+  EXPECT_NE(message([&] { read_shard(path, "train", s, 0, 4, 2); }).find("is outside [0, 2)"), std::string::npos);
+  EXPECT_NE(message([&] { read_shard(path, "validation", s, 0, 4, 3); }).find("dataset /validation/images is missing"),
+            std::string::npos);
+  EXPECT_NE(message([&] { read_shard(dir / "none.h5", "train", s, 0, 4, 3); }).find("none.h5: cannot open as HDF5"),
+            std::string::npos);
+  write_bytes(dir / "text.h5", {'h', 'e', 'l', 'l', 'o'});
+  EXPECT_NE(message([&] { split_size(dir / "text.h5", "train"); }).find("file signature not found"), std::string::npos);
+  // A truncated HDF5 file.
+  std::vector<std::uint8_t> whole = read_bytes(path);
+  whole.resize(whole.size() / 2);
+  write_bytes(dir / "cut.h5", whole);
+  EXPECT_NE(message([&] { read_shard(dir / "cut.h5", "train", s, 0, 4, 3); }).find("truncated file"), std::string::npos);
+}
+
+TEST(Dataset, WrongTypesAndShapesAreNamed) {
+  TempDir dir;
+  write_custom_hdf5(dir / "int16.h5", "int16 images");
+  write_custom_hdf5(dir / "labels2d.h5", "2-D labels");
+  write_custom_hdf5(dir / "float_labels.h5", "float labels");
+  const BatchSlicing s(6, 2, 1);
+  auto message = [&](const std::string& p) {
+    try {
+      read_shard(p, "train", s, 0, 4, 3);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(dir / "int16.h5").find("/train/images is int16, expected uint8 or float32"), std::string::npos);
+  EXPECT_NE(message(dir / "labels2d.h5").find("/train/labels has shape [6,2], expected [6]"), std::string::npos);
+  EXPECT_NE(message(dir / "float_labels.h5").find("/train/labels is float32, expected integers"), std::string::npos);
+}
+
+TEST(Dataset, Float32ImagesAreUsedAsTheyAre) {
+  TempDir dir;
+  write_custom_hdf5(dir / "f.h5", "float32 images");
+  const BatchSlicing s(6, 6, 1);
+  const Shard shard = read_shard(dir / "f.h5", "train", s, 0, 4, 3);
+  std::vector<std::uint32_t> first = {5};
+  float x[4];
+  std::int32_t y[1];
+  shard.gather(first, Matrix{x, 1, 4}, y);
+  EXPECT_FLOAT_EQ(x[3], 5 * 4 + 3 + 0.5f);
+}
+
+TEST(Sha256, KnownVectors) {
+  Sha256 empty;
+  EXPECT_EQ(empty.hex_digest(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Sha256 abc;
+  const std::uint8_t text[] = {'a', 'b', 'c'};
+  abc.update(text);
+  EXPECT_EQ(abc.hex_digest(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 million;  // one million 'a', fed in uneven pieces
+  std::vector<std::uint8_t> chunk(999, 'a');
+  std::size_t fed = 0;
+  while (fed < 1000000) {
+    const std::size_t n = std::min<std::size_t>(chunk.size(), 1000000 - fed);
+    million.update({chunk.data(), n});
+    fed += n;
+  }
+  EXPECT_EQ(million.hex_digest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+}  // namespace
+}  // namespace dptrain

@@ -1,0 +1,175 @@
+// The network: GEMM forward against a plain loop, backprop against central
+// finite differences for every activation/output/loss combination.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <tuple>
+
+#include "dptrain/nn/mlp.hpp"
+#include "dptrain/util/random.hpp"
+
+namespace dptrain {
+namespace {
+
+std::vector<float> random_inputs(int rows, int cols, std::uint64_t seed) {
+  Rng rng(seed, 99);
+  std::vector<float> x(static_cast<std::size_t>(rows) * cols);
+  for (float& v : x) v = static_cast<float>(rng.uniform());
+  return x;
+}
+
+void fill_input(Workspace& ws, const std::vector<float>& x, int rows) {
+  Matrix in = ws.input(rows);
+  std::copy(x.begin(), x.end(), in.data);
+}
+
+// The textbook forward pass, one sample and one neuron at a time, in double.
+std::vector<double> reference_forward(const Mlp& model, const std::vector<float>& x, int rows) {
+  const Architecture& arch = model.arch();
+  std::vector<double> out;
+  for (int r = 0; r < rows; ++r) {
+    std::vector<double> a(x.begin() + r * arch.inputs(), x.begin() + (r + 1) * arch.inputs());
+    for (std::size_t l = 0; l < model.layers().size(); ++l) {
+      const LayerSlice& s = model.layers()[l];
+      std::vector<double> z(static_cast<std::size_t>(s.out));
+      for (int o = 0; o < s.out; ++o) {
+        double sum = model.params()[s.bias_offset + o];
+        for (int i = 0; i < s.in; ++i) sum += model.params()[s.weight_offset + o * s.in + i] * a[i];
+        z[o] = sum;
+      }
+      const Activation f = l + 1 == model.layers().size() ? arch.output : arch.hidden;
+      if (f == Activation::softmax) {
+        double top = *std::max_element(z.begin(), z.end()), total = 0;
+        for (double& v : z) total += v = std::exp(v - top);
+        for (double& v : z) v /= total;
+      } else {
+        for (double& v : z) {
+          v = f == Activation::sigmoid ? 1 / (1 + std::exp(-v)) : f == Activation::tanh ? std::tanh(v) : std::max(0.0, v);
+        }
+      }
+      a = z;
+    }
+    out.insert(out.end(), a.begin(), a.end());
+  }
+  return out;
+}
+
+TEST(Forward, GemmPassEqualsPlainLoop) {
+  for (Activation hidden : {Activation::sigmoid, Activation::tanh, Activation::relu}) {
+    for (Activation output : {Activation::sigmoid, Activation::softmax}) {
+      Mlp model(Architecture{{13, 7, 5, 4}, hidden, output, Loss::mse});
+      model.initialize(3);
+      for (float& b : model.params()) b += 0.01f;  // nonzero biases take part too
+      const int rows = 9;
+      const std::vector<float> x = random_inputs(rows, 13, 5);
+      Workspace ws(model.arch(), rows);
+      fill_input(ws, x, rows);
+      const ConstMatrix out = model.forward(ws, rows);
+      const std::vector<double> expected = reference_forward(model, x, rows);
+      ASSERT_EQ(out.size(), expected.size());
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_NEAR(out.data[i], expected[i], 1e-5) << to_string(hidden) << "/" << to_string(output) << " at " << i;
+      }
+    }
+  }
+}
+
+using Combination = std::tuple<Activation, Activation, Loss>;
+class Gradient : public ::testing::TestWithParam<Combination> {};
+
+TEST_P(Gradient, BackpropAgreesWithCentralFiniteDifferences) {
+  const auto [hidden, output, loss] = GetParam();
+  Mlp model(Architecture{{6, 5, 4, 3}, hidden, output, loss});
+  model.initialize(11);
+  Rng jitter(7, 98);
+  for (float& p : model.params()) p += static_cast<float>(0.1 * jitter.normal());
+  const int rows = 5;
+  const float scale = 1.0f / rows;
+  const std::vector<float> x = random_inputs(rows, 6, 17);
+  const std::vector<std::int32_t> labels = {0, 2, 1, 2, 0};
+  Workspace ws(model.arch(), rows);
+
+  auto cost = [&]() {
+    fill_input(ws, x, rows);
+    return scale * loss_sum(loss, output, model.forward(ws, rows), labels);
+  };
+  std::vector<float> grads(model.num_params());
+  fill_input(ws, x, rows);
+  model.forward(ws, rows);
+  model.backward(ws, rows, labels, scale, grads);
+
+  const float h = 1e-3f;
+  const double centre = cost();
+  int checked = 0;
+  for (std::size_t i = 0; i < model.num_params(); ++i) {
+    float& p = model.params()[i];
+    const float saved = p;
+    p = saved + h;
+    const double plus = cost();
+    p = saved - h;
+    const double minus = cost();
+    p = saved;
+    const double numeric = (plus - minus) / (2.0 * h);
+    // A ReLU kink inside [p-h, p+h] makes the difference quotient meaningless; its
+    // second difference is ~h * (change of slope), a smooth one ~h^2: skip kinks.
+    if (hidden == Activation::relu && std::abs(plus + minus - 2 * centre) > 2e-5) continue;
+    EXPECT_NEAR(grads[i], numeric, 5e-4 + 1e-2 * std::abs(numeric)) << "parameter " << i;
+    ++checked;
+  }
+  EXPECT_GT(checked, static_cast<int>(model.num_params()) / 2);
+}
+
+std::string combination_name(const ::testing::TestParamInfo<Combination>& info) {
+  const auto [hidden, output, loss] = info.param;
+  std::string name = to_string(hidden) + "_" + to_string(output) + "_" + to_string(loss);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCombinations, Gradient,
+                         ::testing::Combine(::testing::Values(Activation::sigmoid, Activation::tanh, Activation::relu),
+                                            ::testing::Values(Activation::sigmoid, Activation::softmax),
+                                            ::testing::Values(Loss::mse, Loss::cross_entropy)),
+                         combination_name);
+
+TEST(Loss, MseIsTheTutorialsQuadraticCost) {
+  // C = 1/2 ||a - y||^2 per sample, not divided by the number of outputs.
+  const float a[] = {0.5f, 0.25f, 0.0f};
+  const std::int32_t label[] = {1};
+  EXPECT_DOUBLE_EQ(loss_sum(Loss::mse, Activation::sigmoid, ConstMatrix{a, 1, 3}, label),
+                   0.5 * (0.25 + 0.5625 + 0.0));
+}
+
+TEST(Loss, CrossEntropyIsMinusLogSoftmaxOfTheLabel) {
+  const float a[] = {0.7f, 0.2f, 0.1f};
+  const std::int32_t label[] = {1};
+  EXPECT_NEAR(loss_sum(Loss::cross_entropy, Activation::softmax, ConstMatrix{a, 1, 3}, label), -std::log(0.2), 1e-6);
+}
+
+TEST(Architecture, RejectsWhatCannotWork) {
+  EXPECT_THROW(Mlp(Architecture{{784}}), std::exception);
+  EXPECT_THROW(Mlp(Architecture{{784, 10}, Activation::softmax}), std::exception);
+  EXPECT_THROW(Mlp(Architecture{{784, 10}, Activation::relu, Activation::relu}), std::exception);
+  EXPECT_THROW(parse_layers("784,,10"), std::exception);
+  EXPECT_THROW(parse_layers("784,-3,10"), std::exception);
+  EXPECT_THROW(parse_layers("784,16x,10"), std::exception);
+  EXPECT_EQ(parse_layers("784,16,16,10"), (std::vector<int>{784, 16, 16, 10}));
+}
+
+TEST(Mlp, ParametersAreOneFlatBufferOfTheExpectedSize) {
+  Mlp model(Architecture{{784, 16, 16, 10}});
+  EXPECT_EQ(model.num_params(), 784u * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10);
+  EXPECT_EQ(model.layers()[1].weight_offset, 784u * 16 + 16);
+}
+
+TEST(Mlp, InitialisationIsAPureFunctionOfTheSeed) {
+  Mlp a(Architecture{{20, 8, 3}}), b(Architecture{{20, 8, 3}}), c(Architecture{{20, 8, 3}});
+  a.initialize(42);
+  b.initialize(42);
+  c.initialize(43);
+  EXPECT_TRUE(std::equal(a.params().begin(), a.params().end(), b.params().begin()));
+  EXPECT_FALSE(std::equal(a.params().begin(), a.params().end(), c.params().begin()));
+}
+
+}  // namespace
+}  // namespace dptrain

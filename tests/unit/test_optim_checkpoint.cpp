@@ -1,0 +1,178 @@
+// Optimiser rules, schedules, and checkpoints written and read back.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "dptrain/error.hpp"
+#include "dptrain/io/checkpoint.hpp"
+#include "dptrain/optim/schedule.hpp"
+#include "dptrain/optim/sgd.hpp"
+#include "dptrain/util/hdf5.hpp"
+#include "test_files.hpp"
+
+namespace dptrain {
+namespace {
+
+TEST(Sgd, PlainStepIsWMinusLrTimesGradient) {
+  Sgd sgd(2, SgdSettings{});
+  std::vector<float> w = {1.0f, -2.0f};
+  const std::vector<float> g = {0.5f, 0.25f};
+  sgd.step(w, g, 0.1f);
+  EXPECT_FLOAT_EQ(w[0], 0.95f);
+  EXPECT_FLOAT_EQ(w[1], -2.025f);
+}
+
+TEST(Sgd, MomentumAndWeightDecayFollowTheDocumentedRule) {
+  for (bool nesterov : {false, true}) {
+    Sgd sgd(1, SgdSettings{0.9f, 0.01f, nesterov});
+    std::vector<float> w = {1.0f};
+    double ref_w = 1.0, ref_v = 0.0;
+    for (int i = 0; i < 5; ++i) {
+      const std::vector<float> g = {0.1f * static_cast<float>(i + 1)};
+      sgd.step(w, g, 0.5f);
+      const double grad = g[0] + 0.01 * ref_w;
+      ref_v = 0.9 * ref_v + grad;
+      ref_w -= 0.5 * (nesterov ? grad + 0.9 * ref_v : ref_v);
+      EXPECT_NEAR(w[0], ref_w, 1e-6);
+      EXPECT_NEAR(sgd.velocity()[0], ref_v, 1e-6);
+    }
+  }
+}
+
+TEST(Schedule, CosineDecaysToZeroAndWarmupRamps) {
+  Schedule s;
+  s.kind = ScheduleKind::cosine;
+  s.base_lr = 0.1;
+  s.steps_per_epoch = 100;
+  s.total_steps = 1000;
+  EXPECT_DOUBLE_EQ(s.lr_at(0), 0.1);
+  EXPECT_NEAR(s.lr_at(500), 0.05, 1e-12);
+  EXPECT_LT(s.lr_at(999), 1e-5);
+  EXPECT_GT(s.lr_at(999), 0.0);
+  s.warmup_epochs = 1;
+  EXPECT_NEAR(s.lr_at(0), 0.001, 1e-12);
+  EXPECT_NEAR(s.lr_at(99), 0.1, 1e-12);
+  EXPECT_NEAR(s.lr_at(100), 0.1, 1e-12);
+  EXPECT_NEAR(s.lr_at(550), 0.05, 1e-12);
+}
+
+TEST(Schedule, StepMultipliesByGammaEveryStepEpochs) {
+  Schedule s;
+  s.kind = ScheduleKind::step;
+  s.base_lr = 1.0;
+  s.steps_per_epoch = 10;
+  s.step_epochs = 2;
+  s.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(s.lr_at(19), 1.0);
+  EXPECT_DOUBLE_EQ(s.lr_at(20), 0.5);
+  EXPECT_DOUBLE_EQ(s.lr_at(45), 0.25);
+  EXPECT_THROW(parse_schedule("linear"), Error);
+}
+
+struct Saved {
+  Mlp model{Architecture{{6, 4, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy}};
+  Sgd optimizer{model.num_params(), SgdSettings{0.9f, 1e-4f, true}};
+  OptimizerSettings settings;
+  Progress progress;
+  Saved() {
+    model.initialize(5);
+    for (std::size_t i = 0; i < model.num_params(); ++i) optimizer.velocity()[i] = 0.001f * static_cast<float>(i);
+    settings.lr = 0.05;
+    settings.sgd = optimizer.settings();
+    settings.schedule = ScheduleKind::cosine;
+    settings.warmup_epochs = 1.5;
+    progress = Progress{7, 3, 1234, 4, 64, 99, false, "data.h5", std::string(64, 'a')};
+  }
+};
+
+TEST(Checkpoint, RoundTripRestoresEverything) {
+  TempDir dir;
+  Saved s;
+  const std::string path = dir / "c.h5";
+  write_checkpoint(path, s.model, s.optimizer, s.settings, s.progress, "lr = 0.05\n");
+  const Checkpoint c = read_checkpoint(path);
+  EXPECT_EQ(c.arch, s.model.arch());
+  EXPECT_TRUE(std::equal(c.params.begin(), c.params.end(), s.model.params().begin()));
+  EXPECT_TRUE(std::equal(c.velocity.begin(), c.velocity.end(), s.optimizer.velocity().begin()));
+  EXPECT_EQ(c.optimizer.lr, 0.05);
+  EXPECT_EQ(c.optimizer.sgd.momentum, 0.9f);
+  EXPECT_TRUE(c.optimizer.sgd.nesterov);
+  EXPECT_EQ(c.optimizer.schedule, ScheduleKind::cosine);
+  EXPECT_EQ(c.optimizer.warmup_epochs, 1.5);
+  EXPECT_EQ(c.progress.epochs_done, 7);
+  EXPECT_EQ(c.progress.step_in_epoch, 3);
+  EXPECT_EQ(c.progress.global_step, 1234);
+  EXPECT_EQ(c.progress.world_size, 4);
+  EXPECT_EQ(c.progress.batch_size, 64);
+  EXPECT_EQ(c.progress.seed, 99);
+  EXPECT_FALSE(c.progress.shuffle);
+  EXPECT_EQ(c.progress.data_sha256, std::string(64, 'a'));
+  EXPECT_EQ(c.config, "lr = 0.05\n");
+}
+
+TEST(Checkpoint, LayoutIsTheDocumentedOne) {
+  TempDir dir;
+  Saved s;
+  const std::string path = dir / "c.h5";
+  write_checkpoint(path, s.model, s.optimizer, s.settings, s.progress, "");
+  h5::Handle file = h5::open_file(path);
+  h5::Handle model = h5::open_group(file, "/model", path);
+  EXPECT_EQ(h5::read_string_attribute(model, "format", path), "dptrain-checkpoint");
+  EXPECT_EQ(h5::read_int_attribute(model, "format_version", path), 1);
+  EXPECT_EQ(h5::read_ints_attribute(model, "layers", path), (std::vector<std::int64_t>{6, 4, 3}));
+  EXPECT_EQ(h5::read_string_attribute(model, "activation", path), "relu");
+  EXPECT_EQ(h5::read_string_attribute(model, "output", path), "softmax");
+  EXPECT_EQ(h5::read_string_attribute(model, "loss", path), "cross-entropy");
+  // W_1 is [out, in] = [3, 4], row-major: W_1[2][1] is at 2 * 4 + 1 after layer 0.
+  const std::vector<float> w1 = h5::read_floats(file, "/model/layer_1/weight", {3, 4}, path);
+  EXPECT_EQ(w1[2 * 4 + 1], s.model.params()[s.model.layers()[1].weight_offset + 2 * 4 + 1]);
+  EXPECT_EQ(h5::read_floats(file, "/model/layer_1/bias", {3}, path).size(), 3u);
+  EXPECT_EQ(h5::read_floats(file, "/optimizer/layer_0/weight", {4, 6}, path)[5], s.optimizer.velocity()[5]);
+  h5::Handle progress = h5::open_group(file, "/progress", path);
+  EXPECT_EQ(h5::read_int_attribute(progress, "epochs_done", path), 7);
+  EXPECT_EQ(h5::read_int_attribute(progress, "world_size", path), 4);
+}
+
+TEST(Checkpoint, BadFilesNameTheProblem) {
+  TempDir dir;
+  Saved s;
+  write_bytes(dir / "empty.h5", {});
+  EXPECT_THROW(read_checkpoint(dir / "empty.h5"), Error);
+  write_checkpoint(dir / "c.h5", s.model, s.optimizer, s.settings, s.progress, "");
+  std::vector<std::uint8_t> bytes = read_bytes(dir / "c.h5");
+  bytes.resize(bytes.size() * 2 / 3);
+  write_bytes(dir / "cut.h5", bytes);
+  try {
+    read_checkpoint(dir / "cut.h5");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.h5"), std::string::npos) << e.what();
+  }
+  {
+    h5::Handle file = h5::create_file(dir / "other.h5");
+    h5::Handle model = h5::create_group(file, "/model", "other.h5");
+    h5::write_attribute(model, "format", std::string("something-else"));
+  }
+  try {
+    read_checkpoint(dir / "other.h5");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("format is 'something-else', expected 'dptrain-checkpoint'"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Checkpoint, LatestLinkIsReplacedAtomically) {
+  TempDir dir;
+  write_bytes(dir / "epoch-0001.h5", {1});
+  write_bytes(dir / "epoch-0002.h5", {2});
+  point_link_atomically(dir / "latest.h5", "epoch-0001.h5");
+  EXPECT_EQ(read_bytes(dir / "latest.h5"), std::vector<std::uint8_t>{1});
+  point_link_atomically(dir / "latest.h5", "epoch-0002.h5");
+  EXPECT_EQ(read_bytes(dir / "latest.h5"), std::vector<std::uint8_t>{2});
+  EXPECT_EQ(std::filesystem::read_symlink(dir / "latest.h5"), "epoch-0002.h5");
+}
+
+}  // namespace
+}  // namespace dptrain
