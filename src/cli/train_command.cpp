@@ -69,7 +69,9 @@ std::string number(double v) {
 
 TrainConfig config_from(const po::variables_map& vm) {
   TrainConfig c;
-  c.data = required_string(vm, "data", "the HDF5 file to train on (dptrain convert or tools/fetch-mnist.sh makes one)");
+  // Absolute, so that checkpoints and config.ini still find it from elsewhere.
+  c.data = fs::absolute(
+      required_string(vm, "data", "the HDF5 file to train on (dptrain convert or tools/fetch-mnist.sh makes one)"));
   c.arch.layers = parse_layers(get<std::string>(vm, "layers"));
   c.arch.hidden = parse_activation(get<std::string>(vm, "activation"));
   c.arch.output = parse_activation(get<std::string>(vm, "output"));

@@ -1,5 +1,7 @@
 #include "dptrain/util/hdf5.hpp"
 
+#include <algorithm>
+
 #include "dptrain/error.hpp"
 #include "dptrain/util/text.hpp"
 
@@ -44,6 +46,16 @@ std::string last_error() {
   std::string message = "unknown HDF5 error";
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_message, &message);
   H5Eclear2(H5E_DEFAULT);
+  // System-call failures read "unable to open file: name = ..., errno = 2,
+  // error message = 'No such file or directory', ...": keep the two halves that matter.
+  const std::string marker = "error message = '";
+  const std::size_t reason = message.find(marker);
+  if (reason != std::string::npos) {
+    const std::size_t start = reason + marker.size();
+    const std::size_t end = message.find('\'', start);
+    message = message.substr(0, message.find(':')) + ": " + message.substr(start, end - start);
+  }
+  std::replace(message.begin(), message.end(), '\n', ' ');
   return message;
 }
 

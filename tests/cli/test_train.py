@@ -1,0 +1,201 @@
+"""dptrain train and eval from the command line, on several ranks: options,
+config files, bad input on every rank, divergence, resume, a full disk."""
+import glob
+import os
+import subprocess
+import unittest
+
+import h5py
+import numpy as np
+
+from common import (TempDirTest, independent_accuracy, read_params, run, synthetic_mnist,
+                    write_data_h5)
+
+SMALL = {"--layers": "784,32,10", "--activation": "relu", "--output": "softmax", "--loss": "cross-entropy",
+         "--lr": "0.1", "--momentum": "0.9", "--batch-size": "20", "--epochs": "3"}
+
+
+def small(*overrides):
+    """The small network's options, with `overrides` (flag, value, ...) replacing or adding."""
+    options = dict(SMALL)
+    flags = list(overrides)
+    extra = []
+    while flags:
+        flag = flags.pop(0)
+        if flags and not flags[0].startswith("--"):
+            options[flag] = flags.pop(0)
+        else:
+            extra.append(flag)
+    return [item for pair in options.items() for item in pair] + extra + ["-q"]
+
+
+class TrainTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.train, self.test = synthetic_mnist(400, 120)
+        self.data = write_data_h5(self.path("data.h5"), self.train, self.test)
+
+    def train_run(self, run_dir, *extra, ranks=2, data=None):
+        return run(["train", "--data", data or self.data, "--run-dir", self.path(run_dir)] + small(*extra), ranks=ranks)
+
+    def test_a_run_writes_metrics_config_and_checkpoints(self):
+        result = self.train_run("r")
+        self.assertEqual(result.code, 0, result)
+        lines = open(self.path("r", "metrics.jsonl")).read().splitlines()
+        import json
+        metrics = [json.loads(line) for line in lines]
+        self.assertEqual([m["epoch"] for m in metrics], [1, 2, 3])
+        for key in ("step", "train_loss", "test_loss", "test_accuracy", "epoch_seconds", "samples_per_second"):
+            self.assertIn(key, metrics[-1])
+        self.assertEqual(metrics[-1]["step"], 3 * 20)
+        self.assertGreater(metrics[-1]["test_accuracy"], 0.9)  # the bright column is easy to learn
+        self.assertEqual(sorted(os.listdir(self.path("r", "checkpoints"))),
+                         ["epoch-0001.h5", "epoch-0002.h5", "epoch-0003.h5", "latest.h5"])
+        self.assertEqual(os.readlink(self.path("r", "checkpoints", "latest.h5")), "epoch-0003.h5")
+        # The saved configuration reproduces the run through --config.
+        again = run(["train", "--config", self.path("r", "config.ini"), "--run-dir", self.path("again"), "-q"], ranks=2)
+        self.assertEqual(again.code, 0, again)
+        for (w1, b1), (w2, b2) in zip(read_params(self.path("r/checkpoints/latest.h5")),
+                                      read_params(self.path("again/checkpoints/latest.h5"))):
+            np.testing.assert_array_equal(w1, w2)
+            np.testing.assert_array_equal(b1, b2)
+
+    def test_command_line_overrides_the_config_file(self):
+        with open(self.path("c.ini"), "w") as f:
+            f.write(f"data = {self.data}\nlayers = 784,8,10\nlr = 0.5\nepochs = 1\n")
+        result = run(["train", "--config", self.path("c.ini"), "--lr", "0.25", "--run-dir", self.path("r"), "-q"], ranks=2)
+        self.assertEqual(result.code, 0, result)
+        saved = open(self.path("r", "config.ini")).read()
+        self.assertIn("lr = 0.25\n", saved)
+        self.assertIn("layers = 784,8,10\n", saved)
+        with h5py.File(self.path("r/checkpoints/latest.h5"), "r") as f:
+            self.assertEqual(f["optimizer"].attrs["lr"], 0.25)
+
+    def test_eval_matches_an_independent_reader(self):
+        self.assertEqual(self.train_run("r").code, 0)
+        checkpoint = self.path("r/checkpoints/latest.h5")
+        for ranks in (1, 3):
+            result = run(["eval", "--checkpoint", checkpoint, "--json"], ranks=ranks)
+            self.assertEqual(result.code, 0, result)
+            import json
+            report = json.loads(result.out)
+            correct, total = independent_accuracy(checkpoint, self.data)
+            self.assertEqual((report["correct"], report["total"]), (correct, total))
+            self.assertAlmostEqual(report["accuracy"], correct / total)
+            self.assertIn("loss", report)
+
+    def test_bad_input_gives_one_clear_error_on_every_rank(self):
+        truncated = self.path("truncated.h5")
+        with open(self.data, "rb") as f:
+            whole = f.read()
+        with open(truncated, "wb") as f:
+            f.write(whole[: len(whole) // 2])
+        with open(self.path("text.h5"), "w") as f:
+            f.write("not hdf5\n")
+        bad_labels = dict(zip(("images", "labels"), self.train))
+        bad_labels["labels"] = bad_labels["labels"].copy()
+        bad_labels["labels"][-1] = 12
+        write_data_h5(self.path("labels.h5"), (bad_labels["images"], bad_labels["labels"]), self.test)
+        write_data_h5(self.path("float64.h5"), self.train, self.test, image_dtype=np.float64)
+        write_data_h5(self.path("floatlabels.h5"), self.train, self.test, label_dtype=np.float32)
+        with h5py.File(self.path("nosplit.h5"), "w") as f:
+            f.create_dataset("train/images", data=self.train[0])
+            f.create_dataset("train/labels", data=self.train[1])
+        cases = [
+            (["--data", self.path("missing.h5")], "missing.h5: cannot open as HDF5: unable to open file"),
+            (["--data", self.path("text.h5")], "text.h5: cannot open as HDF5: file signature not found"),
+            (["--data", truncated], "truncated.h5: cannot open as HDF5: truncated file"),
+            (["--data", self.path("labels.h5")], "label 12 of sample 399 in /train/labels is outside [0, 10)"),
+            (["--data", self.path("float64.h5")], "/train/images is float64, expected uint8 or float32"),
+            (["--data", self.path("floatlabels.h5")], "/train/labels is float32, expected integers"),
+            (["--data", self.path("nosplit.h5")], "dataset /test/images is missing"),
+            (["--layers", "100,10"], "have 28x28 = 784 values, but the input layer has 100"),
+            (["--layers", "784,16,5"], "is outside [0, 5)"),
+            (["--layers", "784,abc,10"], "'abc' is not a layer size"),
+            (["--lr", "-1"], "--lr -1 is invalid: expected a positive number"),
+            (["--lr", "abc"], "the argument ('abc') for option '--lr' is invalid"),
+            (["--momentum", "1.5"], "--momentum 1.5 is invalid"),
+            (["--activation", "swish"], "unknown activation 'swish'"),
+            (["--output", "relu"], "the output layer takes sigmoid or softmax"),
+            (["--lr-schedule", "linear"], "--lr-schedule 'linear': expected constant, step or cosine"),
+            (["--batch-size", "1"], "--batch-size 1 is smaller than the 2 ranks"),
+            (["--batch-size", "0"], "--batch-size 0 is invalid"),
+            (["--frobnicate"], "unrecognised option '--frobnicate'"),
+            (["--config", self.path("nope.ini")], "nope.ini"),
+            (["--resume", self.path("nope.h5")], "--resume " + self.path("nope.h5") + ": no such checkpoint"),
+        ]
+        for extra, fragment in cases:
+            with self.subTest(extra=extra):
+                options = {"--data": self.data, "--run-dir": self.path("bad")}
+                if extra[0] in options:
+                    options[extra[0]] = extra[1]
+                    extra = extra[2:]
+                args = ["train"] + [item for pair in options.items() for item in pair] + small(*extra)
+                result = run(args, ranks=2, timeout=60)
+                self.assertOneClearError(result, fragment)
+                self.assertEqual(glob.glob(self.path("bad", "checkpoints", "*.h5")), [])
+        result = run(["train", "--run-dir", self.path("x")], ranks=2, timeout=60)
+        self.assertOneClearError(result, "--data is required")
+
+    def test_divergence_stops_all_ranks_and_keeps_the_last_checkpoint(self):
+        self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
+        result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "3", "--lr", "1e30"],
+                     ranks=2, timeout=60)
+        self.assertOneClearError(result, "training diverged: the loss became")
+        self.assertIn("smaller --lr", result.error_lines()[0])
+        with h5py.File(self.path("r/checkpoints/latest.h5"), "r") as f:
+            self.assertEqual(f["progress"].attrs["epochs_done"], 1)
+
+    def test_resume_on_the_same_ranks_is_bit_for_bit(self):
+        self.assertEqual(self.train_run("straight", "--epochs", "4", "--lr-schedule", "cosine").code, 0)
+        # A run stopped after epoch 2 of 4 had written exactly epoch-0002.h5.
+        result = run(["train", "--run-dir", self.path("resumed"), "-q",
+                      "--resume", self.path("straight/checkpoints/epoch-0002.h5")], ranks=2)
+        self.assertEqual(result.code, 0, result)
+        for (w1, b1), (w2, b2) in zip(read_params(self.path("straight/checkpoints/latest.h5")),
+                                      read_params(self.path("resumed/checkpoints/latest.h5"))):
+            self.assertTrue(np.array_equal(w1, w2) and np.array_equal(b1, b2))
+        with h5py.File(self.path("resumed/checkpoints/latest.h5"), "r") as f:
+            self.assertEqual(f["progress"].attrs["epochs_done"], 4)
+            self.assertEqual(f["progress"].attrs["global_step"], 4 * 20)
+
+    def test_resume_auto_on_another_number_of_ranks_continues(self):
+        self.assertEqual(self.train_run("r", "--epochs", "2").code, 0)
+        result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "4"], ranks=3)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("resuming after epoch 2", result.out)
+        with h5py.File(self.path("r/checkpoints/latest.h5"), "r") as f:
+            self.assertEqual(f["progress"].attrs["epochs_done"], 4)
+            self.assertEqual(f["progress"].attrs["world_size"], 3)
+        correct, total = independent_accuracy(self.path("r/checkpoints/latest.h5"), self.data)
+        self.assertGreater(correct / total, 0.9)
+        # --resume auto in an empty run dir is a fresh start.
+        fresh = run(["train", "--data", self.data, "--run-dir", self.path("new"), "--resume", "auto"] + small(), ranks=2)
+        self.assertEqual(fresh.code, 0, fresh)
+
+    def test_resume_refuses_a_conflicting_architecture(self):
+        self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
+        result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--layers", "784,64,10"], ranks=2)
+        self.assertOneClearError(result, "--layers 784,64,10 conflicts with the checkpoint")
+        same = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--layers", "784,32,10", "-q"], ranks=2)
+        self.assertEqual(same.code, 0, same)
+
+    def test_a_full_disk_stops_cleanly_and_keeps_the_last_checkpoint(self):
+        disk = self.path("disk")
+        os.makedirs(disk)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", disk], capture_output=True).returncode:
+            self.skipTest("cannot mount a small tmpfs here (needs root)")
+        try:
+            # Each checkpoint of 784-64-10 with momentum is about 410 KB: the second one does not fit.
+            result = run(["train", "--data", self.data, "--run-dir", disk] + small("--layers", "784,64,10"),
+                         ranks=2, timeout=120)
+            self.assertOneClearError(result, "epoch-0002.h5")
+            self.assertEqual(sorted(os.listdir(os.path.join(disk, "checkpoints"))), ["epoch-0001.h5", "latest.h5"])
+            with h5py.File(os.path.join(disk, "checkpoints", "latest.h5"), "r") as f:
+                self.assertEqual(f["progress"].attrs["epochs_done"], 1)
+        finally:
+            subprocess.run(["umount", disk])
+
+
+if __name__ == "__main__":
+    unittest.main()
