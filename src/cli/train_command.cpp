@@ -8,6 +8,7 @@
 #include "dptrain/cli/options.hpp"
 #include "dptrain/error.hpp"
 #include "dptrain/train/trainer.hpp"
+#include "dptrain/util/text.hpp"
 
 namespace dptrain::cli {
 namespace {
@@ -61,12 +62,6 @@ void require(bool ok, const std::string& option, const std::string& value, const
   if (!ok) throw Error("--" + option + " " + value + " is invalid: expected " + expected);
 }
 
-std::string number(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
 TrainConfig config_from(const po::variables_map& vm) {
   TrainConfig c;
   // Absolute, so that checkpoints and config.ini still find it from elsewhere.
@@ -80,24 +75,24 @@ TrainConfig config_from(const po::variables_map& vm) {
 
   OptimizerSettings& o = c.optimizer;
   o.lr = get<double>(vm, "lr");
-  require(std::isfinite(o.lr) && o.lr > 0, "lr", number(o.lr), "a positive number");
+  require(std::isfinite(o.lr) && o.lr > 0, "lr", format_number(o.lr), "a positive number");
   const double momentum = get<double>(vm, "momentum");
-  require(momentum >= 0 && momentum < 1, "momentum", number(momentum), "a number in [0, 1)");
+  require(momentum >= 0 && momentum < 1, "momentum", format_number(momentum), "a number in [0, 1)");
   o.sgd.momentum = static_cast<float>(momentum);
   o.sgd.nesterov = get<bool>(vm, "nesterov");
   require(!o.sgd.nesterov || momentum > 0, "nesterov", "true", "a positive --momentum with it");
   const double decay = get<double>(vm, "weight-decay");
-  require(std::isfinite(decay) && decay >= 0, "weight-decay", number(decay), "a number >= 0");
+  require(std::isfinite(decay) && decay >= 0, "weight-decay", format_number(decay), "a number >= 0");
   o.sgd.weight_decay = static_cast<float>(decay);
   o.schedule = parse_schedule(get<std::string>(vm, "lr-schedule"));
   o.warmup_epochs = get<double>(vm, "warmup-epochs");
-  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0, "warmup-epochs", number(o.warmup_epochs),
+  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0, "warmup-epochs", format_number(o.warmup_epochs),
           "a number of epochs >= 0");
   o.lr_step_epochs = get<double>(vm, "lr-step-epochs");
-  require(std::isfinite(o.lr_step_epochs) && o.lr_step_epochs > 0, "lr-step-epochs", number(o.lr_step_epochs),
+  require(std::isfinite(o.lr_step_epochs) && o.lr_step_epochs > 0, "lr-step-epochs", format_number(o.lr_step_epochs),
           "a positive number of epochs");
   o.lr_gamma = get<double>(vm, "lr-gamma");
-  require(std::isfinite(o.lr_gamma) && o.lr_gamma > 0, "lr-gamma", number(o.lr_gamma), "a positive factor");
+  require(std::isfinite(o.lr_gamma) && o.lr_gamma > 0, "lr-gamma", format_number(o.lr_gamma), "a positive factor");
 
   c.batch_size = get<std::int64_t>(vm, "batch-size");
   require(c.batch_size >= 1 && c.batch_size <= (1 << 24), "batch-size", std::to_string(c.batch_size),

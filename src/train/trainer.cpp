@@ -13,6 +13,7 @@
 #include "dptrain/util/json.hpp"
 #include "dptrain/util/random.hpp"
 #include "dptrain/util/sha256.hpp"
+#include "dptrain/util/text.hpp"
 
 namespace dptrain {
 namespace fs = std::filesystem;
@@ -94,7 +95,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
     }
     progress_.epochs_done = resume->progress.epochs_done;
     progress_.global_step = resume->progress.global_step;
-    // A changed batch size or rank count moves batch boundaries: restart the epoch then.
+    // A changed batch size moves the batch boundaries: a half-done epoch restarts then.
     const bool same_batches = resume->progress.batch_size == config_.batch_size;
     progress_.step_in_epoch = same_batches ? resume->progress.step_in_epoch : 0;
   });
@@ -114,7 +115,9 @@ void Trainer::prepare_run_dir() {
   if (!comm_.is_root()) return;
   fs::create_directories(checkpoint_folder(config_));
   const std::string config_path = (fs::path(config_.run_dir) / "config.ini").string();
-  std::ofstream(config_path) << config_.to_ini();
+  std::ofstream config_file(config_path);
+  config_file << config_.to_ini() << std::flush;
+  if (!config_file) throw Error(config_path + ": cannot write");
   const std::string metrics_path = (fs::path(config_.run_dir) / "metrics.jsonl").string();
   metrics_.open(metrics_path, std::ios::app);
   if (!metrics_) throw Error(metrics_path + ": cannot open for writing");
@@ -182,7 +185,7 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   if (!std::isfinite(batch_loss)) {
     throw CollectiveError("training diverged: the loss became " + std::string(std::isnan(batch_loss) ? "NaN" : "infinite") +
                           " at epoch " + std::to_string(epoch) + ", step " + std::to_string(progress_.global_step + 1) +
-                          " (lr " + std::to_string(schedule_.lr_at(progress_.global_step)) +
+                          " (lr " + format_number(schedule_.lr_at(progress_.global_step)) +
                           "); try a smaller --lr. The last good checkpoint is kept in " + checkpoint_folder(config_));
   }
   optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdio>
 #include <string>
 
 namespace dptrain {
@@ -11,6 +12,13 @@ std::string join(const Range& values, const char* separator) {
     if (!text.empty()) text += separator;
     text += std::to_string(v);
   }
+  return text;
+}
+
+// A number as a person writes it: 3, 0.05, 1e+30.
+inline std::string format_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
   return text;
 }
 
