@@ -1,0 +1,66 @@
+// The training step allocates nothing: every global operator new in this test
+// binary is counted, and the count must not move between two steps.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "dptrain/comm/communicator.hpp"
+#include "dptrain/train/trainer.hpp"
+#include "test_files.hpp"
+
+namespace {
+std::atomic<long> allocations{0};
+}
+
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace dptrain {
+namespace {
+
+TEST(TrainingStep, AllocatesNothing) {
+  const Communicator world(MPI_COMM_WORLD);
+  const Communicator self(MPI_COMM_SELF);
+  // Each rank trains alone on its own files, so no rank waits on another's disk.
+  TempDir dir;
+  SyntheticSplit train = make_split(230, 8, 3, 1);
+  write_synthetic_hdf5(dir / "data.h5", train, make_split(20, 8, 3, 2));
+  TrainConfig config;
+  config.data = dir / "data.h5";
+  config.arch = Architecture{{8, 6, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
+  config.optimizer.sgd.momentum = 0.9f;
+  config.optimizer.schedule = ScheduleKind::cosine;
+  config.batch_size = 10;
+  config.epochs = 2;
+  config.run_dir = dir / "run";
+  config.threads = 1;
+  config.quiet = true;
+  for (const Communicator* comm : {&self, &world}) {
+    Trainer trainer(*comm, config, std::nullopt);
+    long before = -1, steps_checked = 0, allocating_steps = 0;
+    trainer.set_step_observer([&](const Trainer& t) {
+      const long now = allocations.load();
+      // Steps right after an epoch boundary follow evaluation and checkpointing.
+      const bool previous_in_same_epoch = t.progress().global_step % 23 != 1;
+      if (before >= 0 && previous_in_same_epoch) {
+        ++steps_checked;
+        allocating_steps += now != before ? 1 : 0;
+      }
+      before = now;
+    });
+    trainer.run();
+    EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
+    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s)";
+    world.barrier();
+  }
+}
+
+}  // namespace
+}  // namespace dptrain
