@@ -8,6 +8,7 @@ namespace dptrain::cli {
 
 int convert(const Args& args, const Communicator& comm) {
   po::options_description options("dptrain convert options");
+  // clang-format off
   options.add_options()
       ("help,h", "show this help")
       ("train-images", po::value<std::string>(), "IDX file of training images (raw or .gz)")
@@ -15,8 +16,10 @@ int convert(const Args& args, const Communicator& comm) {
       ("test-images", po::value<std::string>(), "IDX file of test images (raw or .gz)")
       ("test-labels", po::value<std::string>(), "IDX file of test labels (raw or .gz)")
       ("out", po::value<std::string>(), "HDF5 file to write (replaced atomically)");
-  const char* usage = "Usage: dptrain convert --train-images F --train-labels F --test-images F --test-labels F "
-                      "--out FILE.h5\nConverts MNIST's IDX files to the HDF5 layout dptrain trains on.";
+  // clang-format on
+  const char* usage =
+      "Usage: dptrain convert --train-images F --train-labels F --test-images F --test-labels F "
+      "--out FILE.h5\nConverts MNIST's IDX files to the HDF5 layout dptrain trains on.";
   po::variables_map vm;
   bool help = false;
   comm.collectively([&] {

@@ -11,14 +11,17 @@ namespace dptrain::cli {
 
 int eval(const Args& args, const Communicator& comm) {
   po::options_description options("dptrain eval options");
+  // clang-format off
   options.add_options()
       ("help,h", "show this help")
       ("checkpoint", po::value<std::string>(), "checkpoint file (e.g. RUN_DIR/checkpoints/latest.h5)")
       ("data", po::value<std::string>(), "HDF5 data file (default: the one the checkpoint was trained on)")
       ("split", po::value<std::string>()->default_value("test"), "split to evaluate: test or train")
       ("json", po::bool_switch(), "print one JSON object instead of text");
-  const char* usage = "Usage: [mpirun -np P] dptrain eval --checkpoint FILE.h5 [--data FILE.h5] [--json]\n"
-                      "Accuracy and mean loss of a checkpoint on a split; the ranks share the work.";
+  // clang-format on
+  const char* usage =
+      "Usage: [mpirun -np P] dptrain eval --checkpoint FILE.h5 [--data FILE.h5] [--json]\n"
+      "Accuracy and mean loss of a checkpoint on a split; the ranks share the work.";
 
   po::variables_map vm;
   bool help = false;

@@ -15,8 +15,8 @@ void parse_command_line(const std::string& command, const Args& args, const po::
   }
 }
 
-bool print_help_if_asked(const std::string& usage, const po::options_description& options,
-                         const po::variables_map& vm, const Communicator& comm) {
+bool print_help_if_asked(const std::string& usage, const po::options_description& options, const po::variables_map& vm,
+                         const Communicator& comm) {
   if (!vm.count("help")) return false;
   if (comm.is_root()) std::cout << usage << "\n\n" << options << std::flush;
   return true;

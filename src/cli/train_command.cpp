@@ -22,6 +22,7 @@ const char* kUsage =
 
 po::options_description train_options(const std::string& default_run_dir) {
   po::options_description o("dptrain train options");
+  // clang-format off
   o.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>(), "read options from an INI file (key = value); the command line wins")
@@ -50,6 +51,7 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
       ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
       ("quiet,q", po::bool_switch(), "print only errors (metrics.jsonl is still written)");
+  // clang-format on
   return o;
 }
 
@@ -113,9 +115,10 @@ TrainConfig config_from(const po::variables_map& vm) {
 // The architecture comes from the checkpoint: an explicit conflicting value is an error.
 void check_architecture_matches(const po::variables_map& user, const Checkpoint& checkpoint, const std::string& path) {
   const Architecture& a = checkpoint.arch;
-  const std::pair<const char*, std::string> fields[] = {
-      {"layers", a.layers_string()}, {"activation", to_string(a.hidden)}, {"output", to_string(a.output)},
-      {"loss", to_string(a.loss)}};
+  const std::pair<const char*, std::string> fields[] = {{"layers", a.layers_string()},
+                                                        {"activation", to_string(a.hidden)},
+                                                        {"output", to_string(a.output)},
+                                                        {"loss", to_string(a.loss)}};
   for (const auto& [name, stored] : fields) {
     if (!user.count(name) || user[name].defaulted()) continue;
     std::string given = user[name].as<std::string>();
@@ -164,7 +167,8 @@ int train(const Args& args, const Communicator& comm) {
     if (vm.count("resume")) {
       resume_path = vm["resume"].as<std::string>();
       if (resume_path == "auto") {
-        if (vm["run-dir"].defaulted()) throw Error("--resume auto needs --run-dir: the folder whose latest checkpoint to resume");
+        if (vm["run-dir"].defaulted())
+          throw Error("--resume auto needs --run-dir: the folder whose latest checkpoint to resume");
         const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest.h5";
         resume_path = fs::exists(latest) ? latest.string() : "";
       } else if (!fs::exists(resume_path)) {

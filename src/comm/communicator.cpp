@@ -70,6 +70,9 @@ void Communicator::collectively(const std::function<void()>& phase) const {
   throw CollectiveError(message);
 }
 
-void Communicator::abort(int exit_code) const { MPI_Abort(comm_, exit_code); std::abort(); }
+void Communicator::abort(int exit_code) const {
+  MPI_Abort(comm_, exit_code);
+  std::abort();
+}
 
 }  // namespace dptrain

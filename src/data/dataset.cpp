@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "dptrain/error.hpp"
-#include "dptrain/util/text.hpp"
 #include "dptrain/util/hdf5.hpp"
+#include "dptrain/util/text.hpp"
 
 namespace dptrain {
 namespace {
@@ -56,8 +56,7 @@ h5::Handle select_shard(hid_t dataset, const BatchSlicing& slicing, int rank) {
   const int ndims = H5Sget_simple_extent_ndims(space);
   std::vector<hsize_t> dims(static_cast<std::size_t>(ndims));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  std::vector<hsize_t> start(dims.size(), 0), stride(dims.size(), 1), count(dims.size(), 1),
-      block = dims;
+  std::vector<hsize_t> start(dims.size(), 0), stride(dims.size(), 1), count(dims.size(), 1), block = dims;
   H5Sselect_none(space);
   const auto width = static_cast<hsize_t>(slicing.width(rank));
   const auto full = static_cast<hsize_t>(slicing.full_batches());
@@ -95,8 +94,7 @@ std::size_t Shard::bytes() const {
   return bytes_.size() + floats_.size() * sizeof(float) + labels_.size() * sizeof(std::int32_t);
 }
 
-void Shard::gather(std::span<const std::uint32_t> local_indices, Matrix input,
-                   std::span<std::int32_t> labels) const {
+void Shard::gather(std::span<const std::uint32_t> local_indices, Matrix input, std::span<std::int32_t> labels) const {
   const std::size_t n = static_cast<std::size_t>(features_);
   for (int r = 0; r < input.rows; ++r) {
     const std::size_t sample = local_indices[static_cast<std::size_t>(r)];
@@ -116,8 +114,8 @@ std::int64_t split_size(const std::string& path, const std::string& split) {
   return static_cast<std::int64_t>(open_split(file, path, split).image_info.dims[0]);
 }
 
-Shard read_shard(const std::string& path, const std::string& split, const BatchSlicing& slicing, int rank,
-                 int inputs, int classes) {
+Shard read_shard(const std::string& path, const std::string& split, const BatchSlicing& slicing, int rank, int inputs,
+                 int classes) {
   h5::Handle file = h5::open_file(path);
   SplitDatasets s = open_split(file, path, split);
   const std::string images = "/" + split + "/images";
@@ -128,12 +126,12 @@ Shard read_shard(const std::string& path, const std::string& split, const BatchS
   const std::string shape = join(sample_dims, "x");
   if (features != static_cast<std::size_t>(inputs)) {
     throw Error(path + ": samples of " + images + " have " + shape + " = " + std::to_string(features) +
-                " values, but the input layer has " + std::to_string(inputs) +
-                " (the first of --layers must be " + std::to_string(features) + ")");
+                " values, but the input layer has " + std::to_string(inputs) + " (the first of --layers must be " +
+                std::to_string(features) + ")");
   }
   if (static_cast<std::int64_t>(s.image_info.dims[0]) != slicing.samples()) {
-    throw Error(path + ": " + images + " has " + std::to_string(s.image_info.dims[0]) +
-                " samples, expected " + std::to_string(slicing.samples()));
+    throw Error(path + ": " + images + " has " + std::to_string(s.image_info.dims[0]) + " samples, expected " +
+                std::to_string(slicing.samples()));
   }
 
   Shard shard;
@@ -156,15 +154,14 @@ Shard read_shard(const std::string& path, const std::string& split, const BatchS
   }
   shard.labels_.resize(rows);
   h5::Handle label_space = select_shard(s.labels, slicing, rank);
-  read_selection(s.labels, label_space, H5T_NATIVE_INT32, shard.labels_.data(), rows, 1,
-                 path + ": reading " + labels);
+  read_selection(s.labels, label_space, H5T_NATIVE_INT32, shard.labels_.data(), rows, 1, path + ": reading " + labels);
   for (std::size_t i = 0; i < rows; ++i) {
     const std::int32_t label = shard.labels_[i];
     if (label < 0 || label >= classes) {
       throw Error(path + ": label " + std::to_string(label) + " of sample " +
                   std::to_string(slicing.global_index(rank, static_cast<std::int64_t>(i))) + " in " + labels +
-                  " is outside [0, " + std::to_string(classes) + ") (the output layer has " +
-                  std::to_string(classes) + " units)");
+                  " is outside [0, " + std::to_string(classes) + ") (the output layer has " + std::to_string(classes) +
+                  " units)");
     }
   }
   return shard;
@@ -178,12 +175,11 @@ void write_mnist_hdf5(const std::string& out, const IdxSource& train_images, con
                   std::to_string(images.array.dims.size()));
     }
     if (labels.array.dims.size() != 1) {
-      throw Error(labels.path + ": labels need 1 dimension, the file has " +
-                  std::to_string(labels.array.dims.size()));
+      throw Error(labels.path + ": labels need 1 dimension, the file has " + std::to_string(labels.array.dims.size()));
     }
     if (images.array.dims[0] != labels.array.dims[0]) {
-      throw Error(images.path + " holds " + std::to_string(images.array.dims[0]) + " images but " +
-                  labels.path + " holds " + std::to_string(labels.array.dims[0]) + " labels");
+      throw Error(images.path + " holds " + std::to_string(images.array.dims[0]) + " images but " + labels.path +
+                  " holds " + std::to_string(labels.array.dims[0]) + " labels");
     }
   };
   check_pair(train_images, train_labels);

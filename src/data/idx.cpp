@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "dptrain/error.hpp"
-#include "dptrain/util/text.hpp"
 #include "dptrain/util/sha256.hpp"
+#include "dptrain/util/text.hpp"
 
 namespace dptrain {
 namespace {
@@ -26,8 +26,7 @@ std::vector<std::uint8_t> read_all(const std::string& path) {
     if (got < 0) {
       int code = 0;
       const char* message = gzerror(file.get(), &code);
-      throw Error(path + ": corrupt or unreadable: " +
-                  (code == Z_ERRNO ? std::strerror(errno) : message));
+      throw Error(path + ": corrupt or unreadable: " + (code == Z_ERRNO ? std::strerror(errno) : message));
     }
     if (got == 0) break;
     bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
@@ -57,17 +56,16 @@ IdxArray read_idx(const std::string& path) {
   std::size_t expected = 1;
   for (std::size_t i = 0; i < ndims; ++i) {
     const std::uint8_t* p = bytes.data() + 4 + 4 * i;
-    const std::uint32_t dim = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
-                              (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+    const std::uint32_t dim =
+        (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
     array.dims.push_back(dim);
     expected *= dim;
   }
   const std::size_t actual = bytes.size() - header;
   if (actual != expected) {
     const std::string shape = join(array.dims, "x");
-    throw Error(path + ": " + (actual < expected ? "truncated" : "has trailing bytes") + ": header says " +
-                shape + " = " + std::to_string(expected) + " bytes of data, file has " +
-                std::to_string(actual));
+    throw Error(path + ": " + (actual < expected ? "truncated" : "has trailing bytes") + ": header says " + shape +
+                " = " + std::to_string(expected) + " bytes of data, file has " + std::to_string(actual));
   }
   Sha256 hash;
   hash.update(bytes);
@@ -76,8 +74,7 @@ IdxArray read_idx(const std::string& path) {
   return array;
 }
 
-std::vector<std::uint8_t> encode_idx(const std::vector<std::uint32_t>& dims,
-                                     const std::vector<std::uint8_t>& data) {
+std::vector<std::uint8_t> encode_idx(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
   std::vector<std::uint8_t> bytes = {0, 0, kUnsignedByte, static_cast<std::uint8_t>(dims.size())};
   for (std::uint32_t d : dims) {
     for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<std::uint8_t>(d >> shift));

@@ -18,9 +18,7 @@ std::int64_t BatchSlicing::offset(int rank) const {
   return rank * (batch_ / ranks_) + std::min<std::int64_t>(rank, batch_ % ranks_);
 }
 
-std::int64_t BatchSlicing::width(int rank) const {
-  return batch_ / ranks_ + (rank < batch_ % ranks_ ? 1 : 0);
-}
+std::int64_t BatchSlicing::width(int rank) const { return batch_ / ranks_ + (rank < batch_ % ranks_ ? 1 : 0); }
 
 std::int64_t BatchSlicing::local_batch_size(int rank, std::int64_t step) const {
   return std::clamp<std::int64_t>(global_batch_size(step) - offset(rank), 0, width(rank));

@@ -30,8 +30,7 @@ std::string folder_of(const std::string& path) {
 
 std::string temporary_name(const std::string& path) {
   const fs::path p(path);
-  return (fs::path(folder_of(path)) / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid())))
-      .string();
+  return (fs::path(folder_of(path)) / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
 }
 
 std::string layer_name(std::size_t i) { return "layer_" + std::to_string(i); }
@@ -41,8 +40,8 @@ void write_layers(hid_t group, const Mlp& model, std::span<const float> buffer, 
     const LayerSlice& l = model.layers()[i];
     h5::Handle layer = h5::create_group(group, layer_name(i), file);
     h5::write_dataset(layer, "weight", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE,
-                      {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)},
-                      buffer.data() + l.weight_offset, 0, file);
+                      {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, buffer.data() + l.weight_offset, 0,
+                      file);
     h5::write_dataset(layer, "bias", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {static_cast<hsize_t>(l.out)},
                       buffer.data() + l.bias_offset, 0, file);
   }
@@ -151,11 +150,12 @@ Checkpoint read_checkpoint(const std::string& path) {
   }
   const std::int64_t version = h5::read_int_attribute(m, "format_version", path + ": /model");
   if (version < 1 || version > kCheckpointFormatVersion) {
-    throw Error(path + ": checkpoint format_version " + std::to_string(version) + " is not supported (this dptrain reads 1.." +
-                std::to_string(kCheckpointFormatVersion) + ")");
+    throw Error(path + ": checkpoint format_version " + std::to_string(version) +
+                " is not supported (this dptrain reads 1.." + std::to_string(kCheckpointFormatVersion) + ")");
   }
   for (std::int64_t n : h5::read_ints_attribute(m, "layers", path + ": /model")) {
-    if (n < 1 || n > 1'000'000) throw Error(path + ": /model attribute layers holds an invalid size " + std::to_string(n));
+    if (n < 1 || n > 1'000'000)
+      throw Error(path + ": /model attribute layers holds an invalid size " + std::to_string(n));
     c.arch.layers.push_back(static_cast<int>(n));
   }
   try {

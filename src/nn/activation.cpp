@@ -10,10 +10,14 @@ namespace dptrain {
 
 std::string to_string(Activation a) {
   switch (a) {
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::relu: return "relu";
-    case Activation::softmax: return "softmax";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::relu:
+      return "relu";
+    case Activation::softmax:
+      return "softmax";
   }
   return "?";
 }

@@ -48,8 +48,8 @@ double loss_sum(Loss loss, Activation output, ConstMatrix a, std::span<const std
   return total;
 }
 
-double loss_and_output_delta(Loss loss, Activation output, ConstMatrix a,
-                             std::span<const std::int32_t> labels, float scale, Matrix delta) {
+double loss_and_output_delta(Loss loss, Activation output, ConstMatrix a, std::span<const std::int32_t> labels,
+                             float scale, Matrix delta) {
   assert(a.rows == delta.rows && a.cols == delta.cols);
   const int classes = a.cols;
   double total = 0.0;

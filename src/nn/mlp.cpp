@@ -5,8 +5,8 @@
 
 #include "dptrain/blas.hpp"
 #include "dptrain/error.hpp"
-#include "dptrain/util/text.hpp"
 #include "dptrain/util/random.hpp"
+#include "dptrain/util/text.hpp"
 
 namespace dptrain {
 
@@ -32,14 +32,11 @@ std::vector<int> parse_layers(const std::string& text) {
   return sizes;
 }
 
-std::string Architecture::layers_string() const {
-  return join(layers, ",");
-}
+std::string Architecture::layers_string() const { return join(layers, ","); }
 
 void Architecture::validate() const {
   if (layers.size() < 2) {
-    throw Error("--layers '" + layers_string() +
-                "': needs at least an input and an output size, e.g. 784,16,16,10");
+    throw Error("--layers '" + layers_string() + "': needs at least an input and an output size, e.g. 784,16,16,10");
   }
   for (int n : layers) {
     if (n < 1) throw Error("--layers '" + layers_string() + "': sizes must be positive");

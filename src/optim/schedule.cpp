@@ -10,9 +10,12 @@ namespace dptrain {
 
 std::string to_string(ScheduleKind k) {
   switch (k) {
-    case ScheduleKind::constant: return "constant";
-    case ScheduleKind::step: return "step";
-    case ScheduleKind::cosine: return "cosine";
+    case ScheduleKind::constant:
+      return "constant";
+    case ScheduleKind::step:
+      return "step";
+    case ScheduleKind::cosine:
+      return "cosine";
   }
   return "?";
 }

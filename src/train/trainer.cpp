@@ -52,8 +52,10 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       throw Error("--batch-size " + std::to_string(config_.batch_size) + " is smaller than the " +
                   std::to_string(comm_.size()) + " ranks: every rank needs at least one sample of each batch");
     }
-    if (config_.threads > 0) blas::set_threads(config_.threads);
-    else if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) blas::set_threads(auto_thread_count(comm_));
+    if (config_.threads > 0)
+      blas::set_threads(config_.threads);
+    else if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+      blas::set_threads(auto_thread_count(comm_));
 
     const std::int64_t samples = split_size(config_.data, "train");
     if (samples < config_.batch_size) {
@@ -125,14 +127,15 @@ void Trainer::prepare_run_dir() {
 
 void Trainer::run() {
   if (comm_.is_root() && !config_.quiet) {
-    std::printf("dptrain: %s, %zu parameters, %d rank%s x %d BLAS thread%s, global batch %lld, "
-                "%lld steps per epoch, %s\n",
-                config_.arch.layers_string().c_str(), model_.num_params(), comm_.size(), comm_.size() == 1 ? "" : "s",
-                blas::threads(), blas::threads() == 1 ? "" : "s", static_cast<long long>(config_.batch_size),
-                static_cast<long long>(slicing_.steps()),
-                progress_.epochs_done > 0 || progress_.step_in_epoch > 0
-                    ? ("resuming after epoch " + std::to_string(progress_.epochs_done)).c_str()
-                    : "fresh start");
+    std::printf(
+        "dptrain: %s, %zu parameters, %d rank%s x %d BLAS thread%s, global batch %lld, "
+        "%lld steps per epoch, %s\n",
+        config_.arch.layers_string().c_str(), model_.num_params(), comm_.size(), comm_.size() == 1 ? "" : "s",
+        blas::threads(), blas::threads() == 1 ? "" : "s", static_cast<long long>(config_.batch_size),
+        static_cast<long long>(slicing_.steps()),
+        progress_.epochs_done > 0 || progress_.step_in_epoch > 0
+            ? ("resuming after epoch " + std::to_string(progress_.epochs_done)).c_str()
+            : "fresh start");
     std::fflush(stdout);
   }
   if (progress_.epochs_done >= config_.epochs && comm_.is_root() && !config_.quiet) {
@@ -183,9 +186,10 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
 
   const float batch_loss = reduce_buffer_.back();
   if (!std::isfinite(batch_loss)) {
-    throw CollectiveError("training diverged: the loss became " + std::string(std::isnan(batch_loss) ? "NaN" : "infinite") +
-                          " at epoch " + std::to_string(epoch) + ", step " + std::to_string(progress_.global_step + 1) +
-                          " (lr " + format_number(schedule_.lr_at(progress_.global_step)) +
+    throw CollectiveError("training diverged: the loss became " +
+                          std::string(std::isnan(batch_loss) ? "NaN" : "infinite") + " at epoch " +
+                          std::to_string(epoch) + ", step " + std::to_string(progress_.global_step + 1) + " (lr " +
+                          format_number(schedule_.lr_at(progress_.global_step)) +
                           "); try a smaller --lr. The last good checkpoint is kept in " + checkpoint_folder(config_));
   }
   optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
@@ -201,10 +205,12 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   const double samples_per_second = static_cast<double>(slicing_.samples()) / seconds;
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
-    if (!config_.quiet) std::printf("epoch %3lld/%lld  step %8lld  train_loss %.5f  test_loss %.5f  test_acc %.4f  %7.2f s  %9.0f samples/s\n",
-                static_cast<long long>(epoch), static_cast<long long>(config_.epochs),
-                static_cast<long long>(progress_.global_step), train_loss, test.mean_loss(), test.accuracy(), seconds,
-                samples_per_second);
+    if (!config_.quiet)
+      std::printf(
+          "epoch %3lld/%lld  step %8lld  train_loss %.5f  test_loss %.5f  test_acc %.4f  %7.2f s  %9.0f samples/s\n",
+          static_cast<long long>(epoch), static_cast<long long>(config_.epochs),
+          static_cast<long long>(progress_.global_step), train_loss, test.mean_loss(), test.accuracy(), seconds,
+          samples_per_second);
     std::fflush(stdout);
     JsonObject line;
     line.add("epoch", epoch).add("step", progress_.global_step);

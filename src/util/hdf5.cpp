@@ -60,13 +60,11 @@ std::string last_error() {
 }
 
 Handle open_file(const std::string& path) {
-  return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open as HDF5"),
-          H5Fclose};
+  return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open as HDF5"), H5Fclose};
 }
 
 Handle create_file(const std::string& path) {
-  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
-                path + ": cannot create HDF5 file"),
+  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), path + ": cannot create HDF5 file"),
           H5Fclose};
 }
 
@@ -103,8 +101,7 @@ bool exists(hid_t loc, const std::string& name) {
 
 Handle open_dataset(hid_t file, const std::string& name, const std::string& file_path) {
   if (!exists(file, name)) throw Error(file_path + ": dataset " + name + " is missing");
-  return {check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), file_path + ": cannot open dataset " + name),
-          H5Dclose};
+  return {check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), file_path + ": cannot open dataset " + name), H5Dclose};
 }
 
 std::string DatasetInfo::type_name() const {
@@ -114,9 +111,7 @@ std::string DatasetInfo::type_name() const {
   return "non-numeric type";
 }
 
-std::string DatasetInfo::dims_string() const {
-  return "[" + join(dims, ",") + "]";
-}
+std::string DatasetInfo::dims_string() const { return "[" + join(dims, ",") + "]"; }
 
 DatasetInfo describe(hid_t dataset) {
   DatasetInfo info;
@@ -133,8 +128,7 @@ DatasetInfo describe(hid_t dataset) {
 }
 
 void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t file_type,
-                   const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows,
-                   const std::string& file) {
+                   const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows, const std::string& file) {
   const std::string what = file + ": cannot write dataset " + name;
   Handle space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), what), H5Sclose);
   Handle create(check(H5Pcreate(H5P_DATASET_CREATE), what), H5Pclose);
@@ -145,8 +139,7 @@ void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t fil
     chunk[0] = std::min(chunk_rows, dims[0]);
     check_status(H5Pset_chunk(create, static_cast<int>(chunk.size()), chunk.data()), what);
   }
-  Handle dataset(check(H5Dcreate2(loc, name.c_str(), file_type, space, H5P_DEFAULT, create, H5P_DEFAULT),
-                       what),
+  Handle dataset(check(H5Dcreate2(loc, name.c_str(), file_type, space, H5P_DEFAULT, create, H5P_DEFAULT), what),
                  H5Dclose);
   check_status(H5Dwrite(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), what);
 }

@@ -103,8 +103,8 @@ TEST(DataParallel, WithoutShufflingPRanksTakeTheSameStepsAsOneRank) {
     initial.initialize(3);
     const std::vector<float> start(initial.params().begin(), initial.params().end());
     EXPECT_GT(max_abs_difference(serial, start), 0.05) << "training moved the parameters";
-    EXPECT_LT(max_abs_difference(parallel, serial), 2e-5) << "momentum " << momentum << " on " << world().size()
-                                                          << " ranks";
+    EXPECT_LT(max_abs_difference(parallel, serial), 2e-5)
+        << "momentum " << momentum << " on " << world().size() << " ranks";
   }
 }
 

@@ -25,7 +25,8 @@ TEST(Sharding, EverySampleIsOwnedExactlyOnceForManyShapes) {
         std::vector<int> owners(static_cast<std::size_t>(n), 0);
         std::int64_t total = 0;
         for (int r = 0; r < p; ++r) {
-          for (std::int64_t i = 0; i < s.shard_size(r); ++i) ++owners.at(static_cast<std::size_t>(s.global_index(r, i)));
+          for (std::int64_t i = 0; i < s.shard_size(r); ++i)
+            ++owners.at(static_cast<std::size_t>(s.global_index(r, i)));
           total += s.shard_size(r);
         }
         ASSERT_EQ(total, n) << n << " " << b << " " << p;
@@ -48,7 +49,8 @@ TEST(Sharding, GlobalBatchesDoNotDependOnTheRankCount) {
     for (std::int64_t t = 0; t < s.steps(); ++t) {
       std::set<std::int64_t> members;
       for (int r = 0; r < p; ++r) {
-        for (std::int64_t j = 0; j < s.local_batch_size(r, t); ++j) members.insert(s.global_index(r, t * s.width(r) + j));
+        for (std::int64_t j = 0; j < s.local_batch_size(r, t); ++j)
+          members.insert(s.global_index(r, t * s.width(r) + j));
       }
       ASSERT_EQ(static_cast<std::int64_t>(members.size()), s.global_batch_size(t));
       EXPECT_EQ(*members.begin(), t * b);
@@ -94,7 +96,8 @@ TEST(Idx, CraftedBadFilesGiveTheirErrors) {
   std::vector<std::uint8_t> float_type = good;
   float_type[2] = 0x0D;
   expect_idx_error(float_type, "0x0D is not supported");
-  expect_idx_error(std::vector<std::uint8_t>(good.begin(), good.end() - 3), "truncated: header says 4x2 = 8 bytes of data, file has 5");
+  expect_idx_error(std::vector<std::uint8_t>(good.begin(), good.end() - 3),
+                   "truncated: header says 4x2 = 8 bytes of data, file has 5");
   std::vector<std::uint8_t> trailing = good;
   trailing.push_back(0);
   expect_idx_error(trailing, "trailing bytes");
@@ -161,8 +164,9 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { read_shard(path, "train", s, 0, 5, 3); }).find("have 2x2 = 4 values, but the input layer has 5"),
-            std::string::npos);
+  EXPECT_NE(
+      message([&] { read_shard(path, "train", s, 0, 5, 3); }).find("have 2x2 = 4 values, but the input layer has 5"),
+      std::string::npos);
   EXPECT_NE(message([&] { read_shard(path, "train", s, 0, 4, 2); }).find("is outside [0, 2)"), std::string::npos);
   EXPECT_NE(message([&] { read_shard(path, "validation", s, 0, 4, 3); }).find("dataset /validation/images is missing"),
             std::string::npos);
@@ -174,7 +178,8 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
   std::vector<std::uint8_t> whole = read_bytes(path);
   whole.resize(whole.size() / 2);
   write_bytes(dir / "cut.h5", whole);
-  EXPECT_NE(message([&] { read_shard(dir / "cut.h5", "train", s, 0, 4, 3); }).find("truncated file"), std::string::npos);
+  EXPECT_NE(message([&] { read_shard(dir / "cut.h5", "train", s, 0, 4, 3); }).find("truncated file"),
+            std::string::npos);
 }
 
 TEST(Dataset, WrongTypesAndShapesAreNamed) {

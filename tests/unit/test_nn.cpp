@@ -44,7 +44,9 @@ std::vector<double> reference_forward(const Mlp& model, const std::vector<float>
         for (double& v : z) v /= total;
       } else {
         for (double& v : z) {
-          v = f == Activation::sigmoid ? 1 / (1 + std::exp(-v)) : f == Activation::tanh ? std::tanh(v) : std::max(0.0, v);
+          v = f == Activation::sigmoid ? 1 / (1 + std::exp(-v))
+              : f == Activation::tanh  ? std::tanh(v)
+                                       : std::max(0.0, v);
         }
       }
       a = z;
@@ -136,8 +138,7 @@ TEST(Loss, MseIsTheTutorialsQuadraticCost) {
   // C = 1/2 ||a - y||^2 per sample, not divided by the number of outputs.
   const float a[] = {0.5f, 0.25f, 0.0f};
   const std::int32_t label[] = {1};
-  EXPECT_DOUBLE_EQ(loss_sum(Loss::mse, Activation::sigmoid, ConstMatrix{a, 1, 3}, label),
-                   0.5 * (0.25 + 0.5625 + 0.0));
+  EXPECT_DOUBLE_EQ(loss_sum(Loss::mse, Activation::sigmoid, ConstMatrix{a, 1, 3}, label), 0.5 * (0.25 + 0.5625 + 0.0));
 }
 
 TEST(Loss, CrossEntropyIsMinusLogSoftmaxOfTheLabel) {

@@ -158,7 +158,8 @@ TEST(Checkpoint, BadFilesNameTheProblem) {
     read_checkpoint(dir / "other.h5");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("format is 'something-else', expected 'dptrain-checkpoint'"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("format is 'something-else', expected 'dptrain-checkpoint'"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -14,8 +14,8 @@ void parse_command_line(const std::string& command, const Args& args, const po::
                         po::variables_map& vm);
 
 // Prints the usage (rank 0 only) when --help was given; returns whether it was.
-bool print_help_if_asked(const std::string& usage, const po::options_description& options,
-                         const po::variables_map& vm, const Communicator& comm);
+bool print_help_if_asked(const std::string& usage, const po::options_description& options, const po::variables_map& vm,
+                         const Communicator& comm);
 
 // Reads a required option, with an error naming it when it is missing.
 std::string required_string(const po::variables_map& vm, const std::string& name, const std::string& why);

@@ -26,8 +26,7 @@ class Shard {
 
   // input[rows x features] = samples local_indices[0..rows), scaled to [0, 1]
   // (the uint8 -> float conversion happens here, once per batch).
-  void gather(std::span<const std::uint32_t> local_indices, Matrix input,
-              std::span<std::int32_t> labels) const;
+  void gather(std::span<const std::uint32_t> local_indices, Matrix input, std::span<std::int32_t> labels) const;
 
  private:
   friend Shard read_shard(const std::string&, const std::string&, const BatchSlicing&, int, int, int);
@@ -43,8 +42,8 @@ std::int64_t split_size(const std::string& path, const std::string& split);
 
 // Reads rank's shard of the split with one hyperslab selection per dataset,
 // checking types, shapes (against `inputs`) and labels (against `classes`).
-Shard read_shard(const std::string& path, const std::string& split, const BatchSlicing& slicing,
-                 int rank, int inputs, int classes);
+Shard read_shard(const std::string& path, const std::string& split, const BatchSlicing& slicing, int rank, int inputs,
+                 int classes);
 
 // Writes the layout above from MNIST's four IDX arrays, under a temporary
 // name first, so that a failed conversion leaves no half-written file.

@@ -19,7 +19,6 @@ struct IdxArray {
 IdxArray read_idx(const std::string& path);
 
 // The bytes of an IDX file holding `data` with these dimensions.
-std::vector<std::uint8_t> encode_idx(const std::vector<std::uint32_t>& dims,
-                                     const std::vector<std::uint8_t>& data);
+std::vector<std::uint8_t> encode_idx(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data);
 
 }  // namespace dptrain

@@ -47,7 +47,7 @@ struct Progress {
 // What a checkpoint holds, as read back.
 struct Checkpoint {
   Architecture arch;
-  std::vector<float> params;    // Mlp layout
+  std::vector<float> params;  // Mlp layout
   OptimizerSettings optimizer;
   std::vector<float> velocity;  // Mlp layout, empty when momentum == 0
   Progress progress;

@@ -26,7 +26,7 @@ double loss_sum(Loss loss, Activation output, ConstMatrix a, std::span<const std
 
 // Writes delta = scale * dC/dz for the output layer's pre-activations z,
 // where a = output(z), and returns the same loss_sum.
-double loss_and_output_delta(Loss loss, Activation output, ConstMatrix a,
-                             std::span<const std::int32_t> labels, float scale, Matrix delta);
+double loss_and_output_delta(Loss loss, Activation output, ConstMatrix a, std::span<const std::int32_t> labels,
+                             float scale, Matrix delta);
 
 }  // namespace dptrain

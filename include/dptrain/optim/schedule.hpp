@@ -15,9 +15,9 @@ struct Schedule {
   ScheduleKind kind = ScheduleKind::constant;
   double base_lr = 0.1;
   std::int64_t steps_per_epoch = 1;
-  std::int64_t total_steps = 1;     // cosine reaches 0 here
-  double warmup_epochs = 0.0;       // linear ramp from base_lr / warmup_steps
-  double step_epochs = 10.0;        // step schedule: multiply by gamma every step_epochs
+  std::int64_t total_steps = 1;  // cosine reaches 0 here
+  double warmup_epochs = 0.0;    // linear ramp from base_lr / warmup_steps
+  double step_epochs = 10.0;     // step schedule: multiply by gamma every step_epochs
   double gamma = 0.1;
 
   double lr_at(std::int64_t step) const;  // step counts from 0

@@ -20,7 +20,7 @@ struct TrainConfig {
   bool shuffle = true;
   std::string run_dir;
   std::int64_t checkpoint_every = 1;
-  int threads = 0;  // OpenBLAS threads per rank; 0 = cores / ranks on the node
+  int threads = 0;     // OpenBLAS threads per rank; 0 = cores / ranks on the node
   bool quiet = false;  // no per-epoch lines on stdout (metrics.jsonl is still written)
 
   std::string to_ini() const;  // the training options, not where they came from

@@ -36,7 +36,7 @@ void silence_automatic_error_printing();
 // HDF5's innermost error message for the failure that just happened.
 std::string last_error();
 
-Handle open_file(const std::string& path);  // read-only
+Handle open_file(const std::string& path);    // read-only
 Handle create_file(const std::string& path);  // fails if it exists
 void flush(hid_t file, const std::string& path);
 Handle open_group(hid_t loc, const std::string& name, const std::string& file);
@@ -49,15 +49,14 @@ struct DatasetInfo {
   std::size_t type_size = 0;
   bool is_signed = false;
   std::vector<hsize_t> dims;
-  std::string type_name() const;  // "uint8", "float32", "int64", ...
+  std::string type_name() const;    // "uint8", "float32", "int64", ...
   std::string dims_string() const;  // "[60000,28,28]"
 };
 DatasetInfo describe(hid_t dataset);
 
 // Writes a whole dataset from memory (chunked along the first axis if chunk_rows > 0).
 void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t file_type,
-                   const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows,
-                   const std::string& file);
+                   const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows, const std::string& file);
 // Reads a whole float32 dataset, checking its shape.
 std::vector<float> read_floats(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
                                const std::string& file);
