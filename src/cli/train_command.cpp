@@ -7,6 +7,7 @@
 
 #include "dptrain/cli/options.hpp"
 #include "dptrain/error.hpp"
+#include "dptrain/train/stop_signal.hpp"
 #include "dptrain/train/trainer.hpp"
 #include "dptrain/util/text.hpp"
 
@@ -18,7 +19,9 @@ const char* kUsage =
     "Usage: mpirun -np P dptrain train --data FILE.h5 [options]\n"
     "Trains a multilayer perceptron by synchronous data-parallel SGD. The defaults are the\n"
     "reference network: --layers 784,16,16,10 --activation sigmoid --output sigmoid --loss mse\n"
-    "--lr 3.0 --batch-size 10 --epochs 30.";
+    "--lr 3.0 --batch-size 10 --epochs 30.\n"
+    "SIGUSR1 or SIGTERM stops all ranks after the same step, writes a checkpoint and exits with 75;\n"
+    "--resume auto then continues exactly where the run stopped.";
 
 po::options_description train_options(const std::string& default_run_dir) {
   po::options_description o("dptrain train options");
@@ -49,6 +52,7 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("resume", po::value<std::string>(), "checkpoint to resume from, or 'auto': RUN_DIR/checkpoints/latest.h5 "
                                            "if it exists, else a fresh start")
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
+      ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
       ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
       ("quiet,q", po::bool_switch(), "print only errors (metrics.jsonl is still written)");
   // clang-format on
@@ -105,6 +109,8 @@ TrainConfig config_from(const po::variables_map& vm) {
   c.shuffle = get<bool>(vm, "shuffle") && !get<bool>(vm, "no-shuffle");
   c.checkpoint_every = get<std::int64_t>(vm, "checkpoint-every");
   require(c.checkpoint_every >= 1, "checkpoint-every", std::to_string(c.checkpoint_every), "a whole number >= 1");
+  c.keep_checkpoints = get<std::int64_t>(vm, "keep-checkpoints");
+  require(c.keep_checkpoints >= 0, "keep-checkpoints", std::to_string(c.keep_checkpoints), "0 (all) or a count");
   c.threads = get<int>(vm, "threads");
   require(c.threads >= 0 && c.threads <= 1024, "threads", std::to_string(c.threads), "0 (automatic) or a thread count");
   c.run_dir = get<std::string>(vm, "run-dir");
@@ -145,6 +151,7 @@ std::string default_run_dir(const Communicator& comm) {
 }  // namespace
 
 int train(const Args& args, const Communicator& comm) {
+  const StopSignals stop_signals;  // from the start: a signal during set-up stops after the first step
   const po::options_description options = train_options(default_run_dir(comm));
   po::variables_map vm;
   TrainConfig config;
@@ -187,8 +194,7 @@ int train(const Args& args, const Communicator& comm) {
   if (help) return 0;
 
   Trainer trainer(comm, config, std::move(resume));
-  trainer.run();
-  return 0;
+  return trainer.run() == Trainer::Outcome::stopped ? kExitStopped : 0;
 }
 
 }  // namespace dptrain::cli

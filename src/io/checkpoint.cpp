@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -97,6 +98,8 @@ void write_contents(hid_t file, const std::string& path, const Mlp& model, const
   h5::write_attribute(p, "shuffle", std::int64_t{progress.shuffle});
   h5::write_attribute(p, "data_file", progress.data_file);
   h5::write_attribute(p, "data_sha256", progress.data_sha256);
+  h5::write_attribute(p, "epoch_loss_sum", progress.epoch_loss_sum);
+  h5::write_attribute(p, "epoch_seconds", progress.epoch_seconds);
 }
 
 }  // namespace
@@ -120,6 +123,25 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
     std::error_code ignored;
     fs::remove(temporary, ignored);
     throw;
+  }
+}
+
+void prune_checkpoints(const std::string& folder, std::int64_t keep) {
+  if (keep <= 0) return;
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    const bool checkpoint = (name.starts_with("epoch-") || name.starts_with("step-")) && name.ends_with(".h5");
+    if (checkpoint && entry.is_regular_file()) files.emplace_back(entry.last_write_time(), entry.path());
+  }
+  std::sort(files.begin(), files.end(), std::greater<>());
+  for (std::size_t i = static_cast<std::size_t>(keep); i < files.size(); ++i) fs::remove(files[i].second);
+}
+
+void remove_stale_temporaries(const std::string& folder) {
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(".") && name.find(".tmp-") != std::string::npos) fs::remove(entry.path());
   }
 }
 
@@ -192,6 +214,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.progress.shuffle = h5::read_int_attribute(p, "shuffle", pw) != 0;
   c.progress.data_file = h5::read_string_attribute(p, "data_file", pw);
   c.progress.data_sha256 = h5::read_string_attribute(p, "data_sha256", pw);
+  c.progress.epoch_loss_sum = h5::read_double_attribute(p, "epoch_loss_sum", pw);
+  c.progress.epoch_seconds = h5::read_double_attribute(p, "epoch_seconds", pw);
   if (c.progress.epochs_done < 0 || c.progress.global_step < 0 || c.progress.step_in_epoch < 0) {
     throw Error(pw + ": negative progress counters");
   }

@@ -25,7 +25,8 @@ std::string TrainConfig::to_ini() const {
       << "epochs = " << epochs << "\n"
       << "seed = " << seed << "\n"
       << "shuffle = " << (shuffle ? "true" : "false") << "\n"
-      << "checkpoint-every = " << checkpoint_every << "\n";
+      << "checkpoint-every = " << checkpoint_every << "\n"
+      << "keep-checkpoints = " << keep_checkpoints << "\n";
   return ini.str();
 }
 

@@ -1,5 +1,7 @@
 #include "dptrain/train/trainer.hpp"
 
+#include "dptrain/train/stop_signal.hpp"
+
 #include <sched.h>
 
 #include <cmath>
@@ -27,6 +29,13 @@ std::string epoch_file_name(std::int64_t epoch) {
   return name;
 }
 
+// A checkpoint taken part-way through an epoch (on a stop signal).
+std::string step_file_name(std::int64_t global_step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%09lld.h5", static_cast<long long>(global_step));
+  return name;
+}
+
 }  // namespace
 
 int auto_thread_count(const Communicator& comm) {
@@ -45,7 +54,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       slicing_(0, config_.batch_size, comm.size()),
       // Sized once for this rank's widest batch: the step allocates nothing.
       workspace_(config_.arch, static_cast<int>(slicing_.width(comm.rank()))),
-      reduce_buffer_(model_.num_params() + 1),
+      reduce_buffer_(model_.num_params() + 2),
       batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))) {
   comm_.collectively([&] {
     if (config_.batch_size < comm_.size()) {
@@ -100,6 +109,10 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
     // A changed batch size moves the batch boundaries: a half-done epoch restarts then.
     const bool same_batches = resume->progress.batch_size == config_.batch_size;
     progress_.step_in_epoch = same_batches ? resume->progress.step_in_epoch : 0;
+    if (same_batches) {
+      progress_.epoch_loss_sum = resume->progress.epoch_loss_sum;
+      progress_.epoch_seconds = resume->progress.epoch_seconds;
+    }
   });
 
   schedule_.kind = config_.optimizer.schedule;
@@ -116,6 +129,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
 void Trainer::prepare_run_dir() {
   if (!comm_.is_root()) return;
   fs::create_directories(checkpoint_folder(config_));
+  remove_stale_temporaries(checkpoint_folder(config_));
   const std::string config_path = (fs::path(config_.run_dir) / "config.ini").string();
   std::ofstream config_file(config_path);
   config_file << config_.to_ini() << std::flush;
@@ -125,7 +139,7 @@ void Trainer::prepare_run_dir() {
   if (!metrics_) throw Error(metrics_path + ": cannot open for writing");
 }
 
-void Trainer::run() {
+Trainer::Outcome Trainer::run() {
   if (comm_.is_root() && !config_.quiet) {
     std::printf(
         "dptrain: %s, %zu parameters, %d rank%s x %d BLAS thread%s, global batch %lld, "
@@ -144,10 +158,24 @@ void Trainer::run() {
   }
   for (std::int64_t epoch = progress_.epochs_done + 1; epoch <= config_.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    train_epoch(epoch);
+    const bool completed = train_epoch(epoch);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    finish_epoch(epoch, elapsed.count());
+    progress_.epoch_seconds += elapsed.count();
+    if (!completed) {
+      const std::string name = step_file_name(progress_.global_step);
+      save_checkpoint(name);
+      if (comm_.is_root()) {
+        std::printf("dptrain: stopped by a signal after step %lld (epoch %lld); checkpoint %s; "
+                    "continue with --resume auto\n",
+                    static_cast<long long>(progress_.global_step), static_cast<long long>(epoch),
+                    (fs::path(checkpoint_folder(config_)) / name).c_str());
+        std::fflush(stdout);
+      }
+      return Outcome::stopped;
+    }
+    finish_epoch(epoch, progress_.epoch_seconds);
   }
+  return Outcome::finished;
 }
 
 // This rank's sample order for the epoch: its shard, shuffled by a pure
@@ -162,16 +190,18 @@ std::vector<std::uint32_t>& Trainer::epoch_order(std::int64_t epoch) {
   return order_;
 }
 
-void Trainer::train_epoch(std::int64_t epoch) {
+bool Trainer::train_epoch(std::int64_t epoch) {
   const std::vector<std::uint32_t>& order = epoch_order(epoch);
-  epoch_loss_sum_ = 0.0;
-  for (std::int64_t step = progress_.step_in_epoch; step < slicing_.steps(); ++step) {
-    train_step(epoch, step, order);
+  while (progress_.step_in_epoch < slicing_.steps()) {
+    const bool stop = train_step(epoch, progress_.step_in_epoch, order);
+    ++progress_.step_in_epoch;
+    if (stop) return false;
   }
-  progress_.step_in_epoch = 0;
+  return true;
 }
 
-void Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order) {
+// Returns whether any rank was asked to stop (the step itself is complete).
+bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order) {
   const int rank = comm_.rank();
   const int rows = static_cast<int>(slicing_.local_batch_size(rank, step));
   const auto first = static_cast<std::size_t>(step * slicing_.width(rank));
@@ -181,10 +211,11 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   shard_.gather(order.subspan(first, static_cast<std::size_t>(rows)), workspace_.input(rows), batch_labels_);
   model_.forward(workspace_, rows);
   const double loss = model_.backward(workspace_, rows, batch_labels_, 1.0f / global_rows, grads);
-  reduce_buffer_.back() = static_cast<float>(loss);
+  reduce_buffer_[loss_slot()] = static_cast<float>(loss);
+  reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
   comm_.allreduce_sum(reduce_buffer_);
 
-  const float batch_loss = reduce_buffer_.back();
+  const float batch_loss = reduce_buffer_[loss_slot()];
   if (!std::isfinite(batch_loss)) {
     throw CollectiveError("training diverged: the loss became " +
                           std::string(std::isnan(batch_loss) ? "NaN" : "infinite") + " at epoch " +
@@ -193,15 +224,17 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
                           "); try a smaller --lr. The last good checkpoint is kept in " + checkpoint_folder(config_));
   }
   optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
-  epoch_loss_sum_ += batch_loss;
+  progress_.epoch_loss_sum += batch_loss;
   ++progress_.global_step;
   if (step_observer_) step_observer_(*this);
+  return reduce_buffer_[stop_slot()] > 0.0f;
 }
 
 void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   progress_.epochs_done = epoch;
+  progress_.step_in_epoch = 0;
   const EvalResult test = evaluator_->run(model_);
-  const double train_loss = epoch_loss_sum_ / static_cast<double>(slicing_.samples());
+  const double train_loss = progress_.epoch_loss_sum / static_cast<double>(slicing_.samples());
   const double samples_per_second = static_cast<double>(slicing_.samples()) / seconds;
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
@@ -222,17 +255,19 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
     metrics_ << line.str() << "\n" << std::flush;
     if (!metrics_) throw Error((fs::path(config_.run_dir) / "metrics.jsonl").string() + ": write failed");
   });
-  if (epoch % config_.checkpoint_every == 0 || epoch == config_.epochs) save_checkpoint(epoch);
+  progress_.epoch_loss_sum = 0.0;
+  progress_.epoch_seconds = 0.0;
+  if (epoch % config_.checkpoint_every == 0 || epoch == config_.epochs) save_checkpoint(epoch_file_name(epoch));
 }
 
-void Trainer::save_checkpoint(std::int64_t epoch) {
+void Trainer::save_checkpoint(const std::string& name) {
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
     const std::string folder = checkpoint_folder(config_);
-    const std::string name = epoch_file_name(epoch);
     write_checkpoint((fs::path(folder) / name).string(), model_, optimizer_, config_.optimizer, progress_,
                      config_.to_ini());
     point_link_atomically((fs::path(folder) / "latest.h5").string(), name);
+    prune_checkpoints(folder, config_.keep_checkpoints);
   });
 }
 

@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 import h5py
@@ -39,15 +40,39 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
-def run(args, ranks=None, timeout=300, cwd=None, env_extra=None):
-    """Runs dptrain (under mpirun when ranks is given); never hangs past timeout."""
+def command_line(args, ranks=None, mpi_args=()):
     command = [DPTRAIN] + list(args)
     if ranks is not None:
-        command = ["mpirun", "-np", str(ranks), "--oversubscribe"] + command
+        command = ["mpirun", "-np", str(ranks), "--oversubscribe"] + list(mpi_args) + command
+    return command
+
+
+def run(args, ranks=None, timeout=300, cwd=None, mpi_args=()):
+    """Runs dptrain (under mpirun when ranks is given); never hangs past timeout."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    env.update(env_extra or {})
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    completed = subprocess.run(command_line(args, ranks, mpi_args), capture_output=True, text=True,
+                               timeout=timeout, cwd=cwd, env=env)
     return Result(completed)
+
+
+def start(args, ranks):
+    """Starts dptrain under mpirun in the background; stdout and stderr are pipes."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    return subprocess.Popen(command_line(args, ranks), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def same_params(a, b):
+    return all(np.array_equal(x, y) for pair_a, pair_b in zip(read_params(a), read_params(b))
+               for x, y in zip(pair_a, pair_b))
 
 
 def idx_bytes(array):

@@ -2,12 +2,14 @@
 // step, exact evaluation counts, bit-for-bit resume, and collective errors.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
 
 #include "dptrain/comm/communicator.hpp"
 #include "dptrain/error.hpp"
+#include "dptrain/train/stop_signal.hpp"
 #include "dptrain/train/trainer.hpp"
 #include "dptrain/util/sha256.hpp"
 #include "test_files.hpp"
@@ -180,6 +182,33 @@ TEST(Resume, ContinuingFromACheckpointIsBitForBitAnUninterruptedRun) {
   ASSERT_EQ(resumed.model().params().size(), straight.size());
   EXPECT_EQ(std::memcmp(resumed.model().params().data(), straight.data(), straight.size() * sizeof(float)), 0);
   EXPECT_EQ(resumed.progress().global_step, 6 * 21);
+}
+
+TEST(Resume, AStopSignalOnOneRankStopsAllAfterTheSameStepAndResumesBitForBit) {
+  SharedDir dir;
+  TrainConfig config = small_config(make_data(dir), dir / "straight");
+  config.optimizer.sgd.momentum = 0.9f;
+  config.optimizer.lr = 0.2;
+  config.optimizer.schedule = ScheduleKind::cosine;
+  const std::vector<float> straight = params_after(world(), config);
+
+  config.run_dir = dir / "stopped";
+  const StopSignals signals;
+  Trainer first(world(), config, std::nullopt);
+  const int signalled_rank = world().size() - 1;
+  first.set_step_observer([&](const Trainer& t) {
+    if (t.progress().global_step == 30 && world().rank() == signalled_rank) std::raise(SIGUSR1);
+  });
+  EXPECT_EQ(first.run(), Trainer::Outcome::stopped);
+  StopSignals::clear();
+  EXPECT_EQ(first.progress().global_step, 31) << "every rank stops after the step following the signal";
+  world().barrier();
+  Checkpoint checkpoint = read_checkpoint(dir / "stopped/checkpoints/latest.h5");
+  EXPECT_EQ(checkpoint.progress.epochs_done, 1);
+  EXPECT_EQ(checkpoint.progress.step_in_epoch, 31 - 21);
+  Trainer resumed(world(), config, std::move(checkpoint));
+  EXPECT_EQ(resumed.run(), Trainer::Outcome::finished);
+  EXPECT_EQ(std::memcmp(resumed.model().params().data(), straight.data(), straight.size() * sizeof(float)), 0);
 }
 
 TEST(Errors, ALabelOutOfRangeOnOneRankStopsEveryRankWithTheSameMessage) {

@@ -11,6 +11,10 @@ namespace dptrain::cli {
 
 using Args = std::vector<std::string>;  // the subcommand's arguments, without its name
 
+// Exit codes: 0 done, 1 error, 2 usage; and for train, stopped by SIGUSR1 or
+// SIGTERM with a checkpoint written (EX_TEMPFAIL: run again with --resume auto).
+inline constexpr int kExitStopped = 75;
+
 int train(const Args& args, const Communicator& comm);
 int convert(const Args& args, const Communicator& comm);
 int eval(const Args& args, const Communicator& comm);

@@ -10,7 +10,8 @@
 //                         lr_schedule, warmup_epochs, lr_step_epochs, lr_gamma
 //   /optimizer/layer_<i>/weight, bias   momentum buffers (when momentum != 0)
 //   /progress             attributes epochs_done, step_in_epoch, global_step,
-//                         world_size, batch_size, seed, shuffle, data_file, data_sha256
+//                         world_size, batch_size, seed, shuffle, data_file, data_sha256,
+//                         epoch_loss_sum, epoch_seconds
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +43,10 @@ struct Progress {
   bool shuffle = true;
   std::string data_file;
   std::string data_sha256;
+  // The epoch in progress so far (a stop part-way through an epoch), so that
+  // its metrics line comes out as if it had not been interrupted.
+  double epoch_loss_sum = 0.0;
+  double epoch_seconds = 0.0;
 };
 
 // What a checkpoint holds, as read back.
@@ -62,6 +67,13 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
 
 // Reads and validates a checkpoint; errors name the file and the field.
 Checkpoint read_checkpoint(const std::string& path);
+
+// Keeps the `keep` newest checkpoint files (epoch-*.h5, step-*.h5) of a
+// folder and removes older ones; keep = 0 keeps all.
+void prune_checkpoints(const std::string& folder, std::int64_t keep);
+
+// Removes temporary files that a writer killed mid-write left behind.
+void remove_stale_temporaries(const std::string& folder);
 
 // Makes `link` a symbolic link to `target` (a name in the same folder),
 // replacing any previous link atomically.

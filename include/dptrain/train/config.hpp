@@ -20,6 +20,7 @@ struct TrainConfig {
   bool shuffle = true;
   std::string run_dir;
   std::int64_t checkpoint_every = 1;
+  std::int64_t keep_checkpoints = 0;  // newest checkpoint files kept; 0 = all
   int threads = 0;     // OpenBLAS threads per rank; 0 = cores / ranks on the node
   bool quiet = false;  // no per-epoch lines on stdout (metrics.jsonl is still written)
 

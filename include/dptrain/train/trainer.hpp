@@ -26,7 +26,11 @@ class Trainer {
   // config.seed or from `resume`. Throws CollectiveError on every rank if any fails.
   Trainer(const Communicator& comm, TrainConfig config, std::optional<Checkpoint> resume);
 
-  void run();  // trains up to config.epochs; collective
+  enum class Outcome { finished, stopped };
+  // Trains up to config.epochs; collective. While a StopSignals is installed,
+  // a SIGUSR1 or SIGTERM on any rank stops every rank after the same step,
+  // with a checkpoint: Outcome::stopped.
+  Outcome run();
 
   // Called on every rank after every optimizer step (tests check invariants here).
   void set_step_observer(std::function<void(const Trainer&)> observer) { step_observer_ = std::move(observer); }
@@ -35,10 +39,10 @@ class Trainer {
   const Progress& progress() const { return progress_; }
 
  private:
-  void train_epoch(std::int64_t epoch);
-  void train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order);
+  bool train_epoch(std::int64_t epoch);  // false when stopped part-way
+  bool train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order);
   void finish_epoch(std::int64_t epoch, double seconds);
-  void save_checkpoint(std::int64_t epoch);
+  void save_checkpoint(const std::string& name);
   void prepare_run_dir();
   std::vector<std::uint32_t>& epoch_order(std::int64_t epoch);
 
@@ -52,12 +56,14 @@ class Trainer {
   Shard shard_;
   std::optional<Evaluator> evaluator_;
   Workspace workspace_;
-  // Gradients, then the batch's loss sum: one allreduce carries both, so the
-  // loss check (NaN, Inf) costs no extra collective.
+  // Gradients, then the batch's loss sum and the number of ranks asked to
+  // stop: one allreduce carries all three, so neither the loss check (NaN,
+  // Inf) nor the stop decision costs an extra collective.
   std::vector<float> reduce_buffer_;
+  std::size_t loss_slot() const { return model_.num_params(); }
+  std::size_t stop_slot() const { return model_.num_params() + 1; }
   std::vector<std::int32_t> batch_labels_;
   std::vector<std::uint32_t> order_;
-  double epoch_loss_sum_ = 0.0;
   std::ofstream metrics_;
   std::function<void(const Trainer&)> step_observer_;
 };
