@@ -1,0 +1,126 @@
+"""The job scripts in jobs/, submitted with sbatch to a real one-node Slurm
+cluster that these tests start (tools/slurm/start-local-slurm.sh) and stop.
+Only the variables the scripts document are changed. Needs root."""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from common import SOURCE_DIR, TempDirTest, run, same_params, synthetic_mnist, wait_for, write_data_h5  # noqa: E402
+
+SLURM_TOOLS = os.path.join(SOURCE_DIR, "tools", "slurm")
+# About 10 s of training on 2 ranks: long enough to be signalled or killed mid-run.
+CONFIG = """layers = 784,256,256,10
+activation = relu
+output = softmax
+loss = cross-entropy
+lr = 0.05
+momentum = 0.9
+lr-schedule = cosine
+batch-size = 10
+epochs = 250
+"""
+
+
+def sh(*command, check=True, timeout=120):
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "starting a Slurm cluster needs root")
+class SlurmTest(TempDirTest):
+    @classmethod
+    def setUpClass(cls):
+        sh("bash", os.path.join(SLURM_TOOLS, "start-local-slurm.sh"), timeout=600)
+
+    @classmethod
+    def tearDownClass(cls):
+        sh("bash", os.path.join(SLURM_TOOLS, "stop-local-slurm.sh"), check=False)
+
+    def setUp(self):
+        super().setUp()
+        os.chmod(self.dir, 0o755)
+        self.data = write_data_h5(self.path("data.h5"), *synthetic_mnist(400, 50))
+        with open(self.path("small.ini"), "w") as f:
+            f.write(CONFIG)
+        self.env = dict(os.environ, DPTRAIN=os.environ["DPTRAIN"], CONFIG=self.path("small.ini"), DATA=self.data,
+                        OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+    def submit(self, script, env_extra=None, *sbatch_args):
+        env = dict(self.env, **(env_extra or {}))
+        result = subprocess.run(["sbatch", "--parsable", f"--output={self.dir}/%x-%j.out", *sbatch_args,
+                                 os.path.join(SOURCE_DIR, "jobs", script)],
+                                capture_output=True, text=True, env=env, cwd=SOURCE_DIR, check=True)
+        return result.stdout.strip().split(";")[0]
+
+    def wait(self, job, timeout=300):
+        result = sh("bash", os.path.join(SLURM_TOOLS, "wait-job.sh"), job, str(timeout), check=False,
+                    timeout=timeout + 30)
+        return result.returncode, result.stdout
+
+    def log(self, job):
+        text = ""
+        for path in glob.glob(self.path(f"*-{job}.out")):
+            with open(path) as f:
+                text += f.read()
+        return text
+
+    def test_a_training_job_runs_to_completion(self):
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 3"})
+        code, state = self.wait(job)
+        self.assertEqual(code, 0, state + self.log(job))
+        self.assertIn("epoch   3/3", self.log(job))
+        self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), "epoch-0003.h5")
+
+    def test_a_warned_job_checkpoints_requeues_itself_and_ends_as_if_never_stopped(self):
+        straight = run(["train", "--config", self.path("small.ini"), "--data", self.data,
+                        "--run-dir", self.path("straight"), "-q"], ranks=2, timeout=600)
+        self.assertEqual(straight.code, 0, straight)
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
+        wait_for(lambda: os.path.exists(self.path("run/checkpoints/epoch-0002.h5")), 120, "a first checkpoint")
+        # What --signal=B:USR1@120 delivers before a time limit, sent now.
+        sh("scancel", "--signal=USR1", "--batch", job)
+        code, state = self.wait(job, 400)
+        log = self.log(job)
+        self.assertEqual(code, 0, state + log)
+        self.assertIn("requeueing job", log)
+        self.assertIn("(restart 1)", log)
+        self.assertTrue(glob.glob(self.path("run/checkpoints/step-*.h5")), "a mid-epoch checkpoint")
+        self.assertTrue(same_params(self.path("straight/checkpoints/latest.h5"), self.path("run/checkpoints/latest.h5")))
+
+    def test_a_sweep_gives_one_table(self):
+        job = self.submit("sweep.sbatch", {"SWEEP_DIR": self.path("sweep"), "LRS": "0.05 0.1", "WIDTHS": "16 32",
+                                           "EXTRA": "--epochs 2"})
+        code, state = self.wait(job)
+        self.assertEqual(code, 0, state)
+        self.assertEqual(state.count("COMPLETED"), 4, state)
+        csv_path = self.path("table.csv")
+        table = sh(sys.executable, os.path.join(SOURCE_DIR, "tools", "gather-runs.py"), self.path("sweep"),
+                   "--csv", csv_path)
+        lines = table.stdout.strip().splitlines()
+        self.assertEqual(len(lines), 1 + 4, table.stdout)
+        for name in ("lr0.05-width16", "lr0.05-width32", "lr0.1-width16", "lr0.1-width32"):
+            self.assertIn(name, table.stdout)
+        self.assertEqual(len(open(csv_path).read().strip().splitlines()), 1 + 4)
+
+    def test_a_killed_rank_ends_the_job_within_a_minute_and_it_resumes(self):
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
+        wait_for(lambda: os.path.exists(self.path("run/checkpoints/epoch-0002.h5")), 120, "a first checkpoint")
+        ranks = sh("pgrep", "-f", "^[^ ]*/dptrain train").stdout.split()  # the ranks, not mpirun
+        killed_at = time.monotonic()
+        os.kill(int(ranks[-1]), signal.SIGKILL)
+        code, state = self.wait(job, 120)
+        self.assertLess(time.monotonic() - killed_at, 60)
+        self.assertNotEqual(code, 0, state)
+        self.assertIn("signal 9", self.log(job))
+        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 260"})
+        code, state = self.wait(again)
+        self.assertEqual(code, 0, state + self.log(again))
+        self.assertIn("resuming after epoch", self.log(again))
+
+
+if __name__ == "__main__":
+    unittest.main()
