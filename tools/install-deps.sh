@@ -12,6 +12,7 @@ packages=(
   libboost-program-options-dev
   libgtest-dev
   zlib1g-dev
+  libpng-dev
   ca-certificates
 )
 # Optional extras, asked for by name: DPTRAIN_EXTRA_PACKAGES="npm python3-h5py"

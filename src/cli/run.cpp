@@ -13,6 +13,8 @@ const char* kUsage =
     "Commands:\n"
     "  train     train a multilayer perceptron by synchronous data-parallel SGD\n"
     "  eval      accuracy and loss of a checkpoint on a data file\n"
+    "  predict   classify image files (PGM or PNG, 28x28 grayscale) with a checkpoint\n"
+    "  inspect   a readable summary of a checkpoint\n"
     "  convert   convert MNIST IDX files (raw or gzipped) to dptrain's HDF5 layout\n"
     "Run 'dptrain COMMAND --help' for a command's options.\n";
 
@@ -26,6 +28,8 @@ int run(int argc, char** argv, const Communicator& comm) {
     if (command == "train") return train(args, comm);
     if (command == "eval") return eval(args, comm);
     if (command == "convert") return convert(args, comm);
+    if (command == "inspect") return inspect(args, comm);
+    if (command == "predict") return predict(args, comm);
     if (command == "--help" || command == "-h" || command == "help") {
       if (comm.is_root()) std::fputs(kUsage, stdout);
       return 0;

@@ -54,7 +54,9 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
       ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
       ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
-      ("quiet,q", po::bool_switch(), "print only errors (metrics.jsonl is still written)");
+      ("quiet,q", po::bool_switch(), "print only errors and the final summary (metrics.jsonl is still written)")
+      ("log-every", po::value<std::int64_t>()->default_value(0),
+       "steps between progress lines (0: on a terminal a live line, else about ten lines an epoch)");
   // clang-format on
   return o;
 }
@@ -115,6 +117,8 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.threads >= 0 && c.threads <= 1024, "threads", std::to_string(c.threads), "0 (automatic) or a thread count");
   c.run_dir = get<std::string>(vm, "run-dir");
   c.quiet = get<bool>(vm, "quiet");
+  c.log_every = get<std::int64_t>(vm, "log-every");
+  require(c.log_every >= 0, "log-every", std::to_string(c.log_every), "0 (automatic) or a number of steps");
   return c;
 }
 

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
@@ -214,8 +214,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.progress.shuffle = h5::read_int_attribute(p, "shuffle", pw) != 0;
   c.progress.data_file = h5::read_string_attribute(p, "data_file", pw);
   c.progress.data_sha256 = h5::read_string_attribute(p, "data_sha256", pw);
-  c.progress.epoch_loss_sum = h5::read_double_attribute(p, "epoch_loss_sum", pw);
-  c.progress.epoch_seconds = h5::read_double_attribute(p, "epoch_seconds", pw);
+  // Optional: only a checkpoint taken part-way through an epoch needs them.
+  if (h5::has_attribute(p, "epoch_loss_sum"))
+    c.progress.epoch_loss_sum = h5::read_double_attribute(p, "epoch_loss_sum", pw);
+  if (h5::has_attribute(p, "epoch_seconds"))
+    c.progress.epoch_seconds = h5::read_double_attribute(p, "epoch_seconds", pw);
   if (c.progress.epochs_done < 0 || c.progress.global_step < 0 || c.progress.step_in_epoch < 0) {
     throw Error(pw + ": negative progress counters");
   }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "dptrain/util/random.hpp"
+
 namespace dptrain {
 namespace {
 
@@ -14,7 +16,73 @@ Shard read_contiguous_part(const std::string& data, const std::string& split, co
   return read_shard(data, split, slicing, comm.rank(), arch.inputs(), arch.outputs());
 }
 
+EvalResult empty_result(int classes) {
+  EvalResult r;
+  r.classes = classes;
+  r.confusion.assign(static_cast<std::size_t>(classes) * classes, 0);
+  r.predicted.assign(static_cast<std::size_t>(classes), 0);
+  return r;
+}
+
+// Adds a pass's outputs to `result`; labels may be empty (unlabelled data).
+void accumulate(const Architecture& arch, ConstMatrix out, std::span<const std::int32_t> labels, EvalResult& result) {
+  std::vector<float> probabilities(static_cast<std::size_t>(out.cols));
+  if (!labels.empty()) result.loss_sum += loss_sum(arch.loss, arch.output, out, labels);
+  for (int r = 0; r < out.rows; ++r) {
+    output_probabilities(arch.output, out.row(r), out.cols, probabilities.data());
+    const auto top = std::max_element(probabilities.begin(), probabilities.end());
+    const int predicted = static_cast<int>(top - probabilities.begin());
+    result.top_probability_sum += *top;
+    ++result.predicted[static_cast<std::size_t>(predicted)];
+    if (!labels.empty()) {
+      const int label = labels[static_cast<std::size_t>(r)];
+      ++result.confusion[static_cast<std::size_t>(label) * out.cols + predicted];
+      result.correct += predicted == label ? 1 : 0;
+    }
+    ++result.total;
+  }
+}
+
+EvalResult sum_over_ranks(EvalResult local, const Communicator& comm) {
+  std::vector<std::int64_t> counts = {local.correct, local.total};
+  counts.insert(counts.end(), local.confusion.begin(), local.confusion.end());
+  counts.insert(counts.end(), local.predicted.begin(), local.predicted.end());
+  comm.allreduce_sum(std::span<std::int64_t>(counts));
+  double sums[2] = {local.loss_sum, local.top_probability_sum};
+  comm.allreduce_sum(std::span<double>(sums));
+  EvalResult total = empty_result(local.classes);
+  total.correct = counts[0];
+  total.total = counts[1];
+  std::copy_n(counts.begin() + 2, total.confusion.size(), total.confusion.begin());
+  std::copy_n(counts.begin() + 2 + static_cast<std::ptrdiff_t>(total.confusion.size()), total.predicted.size(),
+              total.predicted.begin());
+  total.loss_sum = sums[0];
+  total.top_probability_sum = sums[1];
+  return total;
+}
+
 }  // namespace
+
+std::int64_t EvalResult::support(int c) const {
+  std::int64_t n = 0;
+  for (int p = 0; p < classes; ++p) n += count(c, p);
+  return n;
+}
+
+double EvalResult::precision(int c) const {
+  std::int64_t column = 0;
+  for (int t = 0; t < classes; ++t) column += count(t, c);
+  return ratio(static_cast<double>(count(c, c)), column);
+}
+
+double EvalResult::recall(int c) const { return ratio(static_cast<double>(count(c, c)), support(c)); }
+
+void output_probabilities(Activation output, const float* row, int classes, float* probabilities) {
+  float total = 0.0f;
+  for (int c = 0; c < classes; ++c) total += row[c];
+  const float scale = output == Activation::softmax || total <= 0.0f ? 1.0f : 1.0f / total;
+  for (int c = 0; c < classes; ++c) probabilities[c] = row[c] * scale;
+}
 
 Evaluator::Evaluator(const std::string& data, const std::string& split, const Architecture& arch,
                      const Communicator& comm)
@@ -27,27 +95,34 @@ Evaluator::Evaluator(const std::string& data, const std::string& split, const Ar
 }
 
 EvalResult Evaluator::run(const Mlp& model) const {
-  EvalResult local;
-  const Architecture& arch = model.arch();
+  EvalResult local = empty_result(model.arch().outputs());
   for (std::int64_t begin = 0; begin < shard_.size(); begin += kRowsPerPass) {
     const int rows = static_cast<int>(std::min<std::int64_t>(kRowsPerPass, shard_.size() - begin));
     const std::span<const std::uint32_t> indices(all_rows_.data() + begin, static_cast<std::size_t>(rows));
     shard_.gather(indices, workspace_.input(rows), labels_);
     const ConstMatrix out = model.forward(workspace_, rows);
-    const std::span<const std::int32_t> labels(labels_.data(), static_cast<std::size_t>(rows));
-    local.loss_sum += loss_sum(arch.loss, arch.output, out, labels);
-    for (int r = 0; r < rows; ++r) {
-      const float* row = out.row(r);
-      const auto predicted = std::max_element(row, row + out.cols) - row;
-      local.correct += predicted == labels[static_cast<std::size_t>(r)] ? 1 : 0;
-    }
-    local.total += rows;
+    accumulate(model.arch(), out, std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)), local);
   }
-  std::int64_t counts[2] = {local.correct, local.total};
-  comm_.allreduce_sum(std::span<std::int64_t>(counts));
-  double loss = local.loss_sum;
-  comm_.allreduce_sum(std::span<double>(&loss, 1));
-  return {counts[0], counts[1], loss};
+  return sum_over_ranks(std::move(local), comm_);
+}
+
+EvalResult evaluate_noise(const Mlp& model, std::int64_t count, std::uint64_t seed, const Communicator& comm) {
+  const BatchSlicing slicing(count, std::max<std::int64_t>(1, count), comm.size());
+  const std::int64_t first = slicing.offset(comm.rank());
+  const std::int64_t mine = slicing.shard_size(comm.rank());
+  const int rows_per_pass = Evaluator::kRowsPerPass;
+  Workspace workspace(model.arch(), rows_per_pass);
+  EvalResult local = empty_result(model.arch().outputs());
+  for (std::int64_t begin = 0; begin < mine; begin += rows_per_pass) {
+    const int rows = static_cast<int>(std::min<std::int64_t>(rows_per_pass, mine - begin));
+    Matrix input = workspace.input(rows);
+    for (int r = 0; r < rows; ++r) {
+      Rng rng(seed, purpose::noise, static_cast<std::uint64_t>(first + begin + r));
+      for (int c = 0; c < input.cols; ++c) input(r, c) = static_cast<float>(rng.uniform());
+    }
+    accumulate(model.arch(), model.forward(workspace, rows), {}, local);
+  }
+  return sum_over_ranks(std::move(local), comm);
 }
 
 }  // namespace dptrain

@@ -1,7 +1,5 @@
 #include "dptrain/train/trainer.hpp"
 
-#include "dptrain/train/stop_signal.hpp"
-
 #include <sched.h>
 
 #include <cmath>
@@ -12,6 +10,7 @@
 
 #include "dptrain/blas.hpp"
 #include "dptrain/error.hpp"
+#include "dptrain/train/stop_signal.hpp"
 #include "dptrain/util/json.hpp"
 #include "dptrain/util/random.hpp"
 #include "dptrain/util/sha256.hpp"
@@ -55,7 +54,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       // Sized once for this rank's widest batch: the step allocates nothing.
       workspace_(config_.arch, static_cast<int>(slicing_.width(comm.rank()))),
       reduce_buffer_(model_.num_params() + 2),
-      batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))) {
+      batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))),
+      progress_line_(stdout, false, 0, 1) {
   comm_.collectively([&] {
     if (config_.batch_size < comm_.size()) {
       throw Error("--batch-size " + std::to_string(config_.batch_size) + " is smaller than the " +
@@ -124,6 +124,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   schedule_.gamma = config_.optimizer.lr_gamma;
 
   comm_.collectively([&] { prepare_run_dir(); });
+  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, slicing_.steps());
 }
 
 void Trainer::prepare_run_dir() {
@@ -165,15 +166,21 @@ Trainer::Outcome Trainer::run() {
       const std::string name = step_file_name(progress_.global_step);
       save_checkpoint(name);
       if (comm_.is_root()) {
-        std::printf("dptrain: stopped by a signal after step %lld (epoch %lld); checkpoint %s; "
-                    "continue with --resume auto\n",
-                    static_cast<long long>(progress_.global_step), static_cast<long long>(epoch),
-                    (fs::path(checkpoint_folder(config_)) / name).c_str());
+        std::printf(
+            "dptrain: stopped by a signal after step %lld (epoch %lld); checkpoint %s; "
+            "continue with --resume auto\n",
+            static_cast<long long>(progress_.global_step), static_cast<long long>(epoch),
+            (fs::path(checkpoint_folder(config_)) / name).c_str());
         std::fflush(stdout);
       }
       return Outcome::stopped;
     }
     finish_epoch(epoch, progress_.epoch_seconds);
+  }
+  if (comm_.is_root() && last_test_.total > 0) {
+    std::printf("dptrain: done, %lld epochs: test accuracy %.4f, test loss %.5f\n",
+                static_cast<long long>(config_.epochs), last_test_.accuracy(), last_test_.mean_loss());
+    std::fflush(stdout);
   }
   return Outcome::finished;
 }
@@ -192,11 +199,16 @@ std::vector<std::uint32_t>& Trainer::epoch_order(std::int64_t epoch) {
 
 bool Trainer::train_epoch(std::int64_t epoch) {
   const std::vector<std::uint32_t>& order = epoch_order(epoch);
+  progress_line_.start_epoch();
   while (progress_.step_in_epoch < slicing_.steps()) {
-    const bool stop = train_step(epoch, progress_.step_in_epoch, order);
+    const std::int64_t step = progress_.step_in_epoch;
+    const bool stop = train_step(epoch, step, order);
     ++progress_.step_in_epoch;
+    progress_line_.after_step(epoch, config_.epochs, step, std::min(slicing_.samples(), (step + 1) * slicing_.batch()),
+                              slicing_.samples(), progress_.epoch_loss_sum);
     if (stop) return false;
   }
+  progress_line_.end_epoch();
   return true;
 }
 
@@ -234,6 +246,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   progress_.epochs_done = epoch;
   progress_.step_in_epoch = 0;
   const EvalResult test = evaluator_->run(model_);
+  last_test_ = test;
   const double train_loss = progress_.epoch_loss_sum / static_cast<double>(slicing_.samples());
   const double samples_per_second = static_cast<double>(slicing_.samples()) / seconds;
   comm_.collectively([&] {

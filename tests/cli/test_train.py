@@ -160,15 +160,17 @@ class TrainTest(TempDirTest):
             self.assertEqual(f["progress"].attrs["global_step"], 4 * 20)
 
     def test_resume_auto_on_another_number_of_ranks_continues(self):
-        self.assertEqual(self.train_run("r", "--epochs", "2").code, 0)
-        result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "4"], ranks=3)
-        self.assertEqual(result.code, 0, result)
-        self.assertIn("resuming after epoch 2", result.out)
-        with h5py.File(self.path("r/checkpoints/latest.h5"), "r") as f:
-            self.assertEqual(f["progress"].attrs["epochs_done"], 4)
-            self.assertEqual(f["progress"].attrs["world_size"], 3)
-        correct, total = independent_accuracy(self.path("r/checkpoints/latest.h5"), self.data)
-        self.assertGreater(correct / total, 0.9)
+        self.assertEqual(self.train_run("r", "--epochs", "2", ranks=4).code, 0)
+        for ranks, epochs in ((2, 4), (4, 6), (3, 7)):
+            result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", str(epochs)],
+                         ranks=ranks)
+            self.assertEqual(result.code, 0, result)
+            self.assertIn(f"resuming after epoch {epochs - 2 if epochs < 7 else 6}", result.out)
+            with h5py.File(self.path("r/checkpoints/latest.h5"), "r") as f:
+                self.assertEqual(f["progress"].attrs["epochs_done"], epochs)
+                self.assertEqual(f["progress"].attrs["world_size"], ranks)
+            correct, total = independent_accuracy(self.path("r/checkpoints/latest.h5"), self.data)
+            self.assertGreater(correct / total, 0.9)
         # --resume auto in an empty run dir is a fresh start.
         fresh = run(["train", "--data", self.data, "--run-dir", self.path("new"), "--resume", "auto"] + small(), ranks=2)
         self.assertEqual(fresh.code, 0, fresh)

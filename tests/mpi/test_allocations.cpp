@@ -14,6 +14,10 @@ namespace {
 std::atomic<long> allocations{0};
 }
 
+// These replacements pair operator new with malloc and operator delete with
+// free; GCC cannot see that pairing where it inlines them and warns.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t size) {
   allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;

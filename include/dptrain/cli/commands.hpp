@@ -18,6 +18,8 @@ inline constexpr int kExitStopped = 75;
 int train(const Args& args, const Communicator& comm);
 int convert(const Args& args, const Communicator& comm);
 int eval(const Args& args, const Communicator& comm);
+int inspect(const Args& args, const Communicator& comm);
+int predict(const Args& args, const Communicator& comm);
 
 // Dispatches argv[1] to a subcommand; returns the process exit code.
 int run(int argc, char** argv, const Communicator& comm);

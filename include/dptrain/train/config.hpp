@@ -21,8 +21,9 @@ struct TrainConfig {
   std::string run_dir;
   std::int64_t checkpoint_every = 1;
   std::int64_t keep_checkpoints = 0;  // newest checkpoint files kept; 0 = all
-  int threads = 0;     // OpenBLAS threads per rank; 0 = cores / ranks on the node
-  bool quiet = false;  // no per-epoch lines on stdout (metrics.jsonl is still written)
+  int threads = 0;                    // OpenBLAS threads per rank; 0 = cores / ranks on the node
+  bool quiet = false;                 // only errors and the final summary on stdout (metrics.jsonl is still written)
+  std::int64_t log_every = 0;         // steps between progress lines; 0 = automatic
 
   std::string to_ini() const;  // the training options, not where they came from
 };

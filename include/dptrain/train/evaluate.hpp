@@ -1,7 +1,9 @@
 #pragma once
-// Test-set evaluation shared by all ranks: each holds a contiguous part of the
-// split, and the counts are summed exactly (no padded or repeated samples).
+// Evaluation shared by all ranks: each holds a contiguous part of the split,
+// and the counts are summed exactly (no padded or repeated samples), so the
+// result is the same on any number of ranks.
 #include <cstdint>
+#include <vector>
 
 #include "dptrain/comm/communicator.hpp"
 #include "dptrain/data/dataset.hpp"
@@ -10,12 +12,31 @@
 namespace dptrain {
 
 struct EvalResult {
+  int classes = 0;
   std::int64_t correct = 0;
   std::int64_t total = 0;
   double loss_sum = 0.0;
-  double accuracy() const { return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
-  double mean_loss() const { return total ? loss_sum / static_cast<double>(total) : 0.0; }
+  double top_probability_sum = 0.0;     // the winning class's probability, summed
+  std::vector<std::int64_t> confusion;  // [true label x predicted], labelled data only
+  std::vector<std::int64_t> predicted;  // how often each class was predicted
+
+  double accuracy() const { return ratio(static_cast<double>(correct), total); }
+  double mean_loss() const { return ratio(loss_sum, total); }
+  double mean_top_probability() const { return ratio(top_probability_sum, total); }
+  std::int64_t count(int true_label, int predicted_label) const {
+    return confusion[true_label * classes + predicted_label];
+  }
+  std::int64_t support(int c) const;  // samples whose true label is c
+  double precision(int c) const;
+  double recall(int c) const;
+
+ private:
+  static double ratio(double a, std::int64_t b) { return b ? a / static_cast<double>(b) : 0.0; }
 };
+
+// The network's outputs as probabilities: softmax outputs as they are,
+// sigmoid outputs scaled to sum to 1.
+void output_probabilities(Activation output, const float* row, int classes, float* probabilities);
 
 class Evaluator {
  public:
@@ -32,5 +53,10 @@ class Evaluator {
   mutable std::vector<std::int32_t> labels_;
   std::vector<std::uint32_t> all_rows_;
 };
+
+// The noise experiment: `count` images of uniform random pixels in [0, 1), a
+// pure function of (seed, image index), shared by the ranks. Only
+// `predicted` and the top probabilities mean anything here.
+EvalResult evaluate_noise(const Mlp& model, std::int64_t count, std::uint64_t seed, const Communicator& comm);
 
 }  // namespace dptrain

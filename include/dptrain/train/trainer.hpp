@@ -17,6 +17,7 @@
 #include "dptrain/optim/sgd.hpp"
 #include "dptrain/train/config.hpp"
 #include "dptrain/train/evaluate.hpp"
+#include "dptrain/train/progress.hpp"
 
 namespace dptrain {
 
@@ -65,6 +66,8 @@ class Trainer {
   std::vector<std::int32_t> batch_labels_;
   std::vector<std::uint32_t> order_;
   std::ofstream metrics_;
+  ProgressLine progress_line_;
+  EvalResult last_test_;
   std::function<void(const Trainer&)> step_observer_;
 };
 

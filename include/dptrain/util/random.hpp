@@ -28,6 +28,7 @@ void shuffle(std::span<std::uint32_t> values, Rng& rng);
 namespace purpose {
 inline constexpr std::uint64_t init = 1;
 inline constexpr std::uint64_t epoch_order = 2;
+inline constexpr std::uint64_t noise = 3;
 }  // namespace purpose
 
 }  // namespace dptrain

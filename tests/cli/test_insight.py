@@ -1,0 +1,186 @@
+"""Watching and looking inside: progress output, eval's per-class statistics
+and noise experiment on 1 and 3 ranks, predict on image files, inspect, and
+the pictures of tools/plot.py."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import unittest
+import zlib
+
+import h5py
+import numpy as np
+
+from common import SOURCE_DIR, TempDirTest, independent_accuracy, run, synthetic_mnist, write_data_h5
+
+NETWORK = ["--layers", "784,32,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
+           "--lr", "0.1", "--momentum", "0.9", "--batch-size", "20", "--epochs", "3"]
+
+
+def write_png(path, pixels):
+    """A PNG from uint8 pixels [H, W] (grayscale) or [H, W, 3] (colour), with the standard library."""
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    colour_type = 2 if pixels.ndim == 3 else 0
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, colour_type, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def write_pgm(path, pixels, binary=True):
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    with open(path, "wb") as f:
+        if binary:
+            f.write(b"P5\n# a digit\n%d %d\n255\n" % (pixels.shape[1], pixels.shape[0]) + pixels.tobytes())
+        else:
+            f.write(b"P2\n%d %d\n255\n" % (pixels.shape[1], pixels.shape[0]))
+            f.write("\n".join(" ".join(str(v) for v in row) for row in pixels).encode() + b"\n")
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", head[16:24])
+
+
+class InsightTest(TempDirTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.shared = __import__("tempfile").mkdtemp(prefix="dptrain-insight-")
+        cls.data = write_data_h5(os.path.join(cls.shared, "data.h5"), *synthetic_mnist(400, 150))
+        cls.run_dir = os.path.join(cls.shared, "run")
+        cls.training = run(["train", "--data", cls.data, "--run-dir", cls.run_dir, "--log-every", "5"] + NETWORK,
+                           ranks=2)
+        cls.checkpoint = os.path.join(cls.run_dir, "checkpoints", "latest.h5")
+
+    @classmethod
+    def tearDownClass(cls):
+        __import__("shutil").rmtree(cls.shared, ignore_errors=True)
+
+    def test_progress_in_a_pipe_is_plain_lines_one_per_interval(self):
+        self.assertEqual(self.training.code, 0, self.training)
+        self.assertNotIn("\r", self.training.out)
+        progress = [line for line in self.training.out.splitlines() if line.startswith("  epoch")]
+        # 20 steps an epoch, a line after steps 5, 10 and 15 (the 20th is the epoch's own line).
+        self.assertEqual(len(progress), 3 * 3, self.training.out)
+        self.assertIn("samples/s", progress[0])
+        self.assertIn("s left", progress[0])
+        quiet = run(["train", "--data", self.data, "--run-dir", self.path("q"), "-q"] + NETWORK, ranks=2)
+        self.assertEqual(quiet.code, 0, quiet)
+        self.assertEqual(quiet.out.strip().splitlines(), [quiet.out.strip()], quiet.out)
+        self.assertTrue(quiet.out.startswith("dptrain: done, 3 epochs: test accuracy"), quiet.out)
+
+    def test_eval_statistics_are_the_same_on_1_and_3_ranks_and_add_up(self):
+        reports = []
+        for ranks in (1, 3):
+            result = run(["eval", "--checkpoint", self.checkpoint, "--noise", "500", "--json"], ranks=ranks)
+            self.assertEqual(result.code, 0, result)
+            reports.append(json.loads(result.out))
+        one, three = reports
+        self.assertEqual(one["confusion"], three["confusion"])
+        self.assertEqual(one["noise"]["predicted"], three["noise"]["predicted"])
+        self.assertEqual((one["correct"], one["total"]), (three["correct"], three["total"]))
+        matrix = np.array(one["confusion"])
+        self.assertEqual(matrix.sum(), one["total"])
+        self.assertEqual(np.trace(matrix), one["correct"])
+        self.assertEqual(one["correct"], independent_accuracy(self.checkpoint, self.data)[0])
+        with h5py.File(self.data, "r") as f:
+            labels = f["test/labels"][()]
+        for row in one["per_class"]:
+            c = row["class"]
+            self.assertEqual(row["support"], int((labels == c).sum()))
+            self.assertAlmostEqual(row["recall"], matrix[c, c] / max(1, matrix[c].sum()))
+            self.assertAlmostEqual(row["precision"], matrix[c, c] / max(1, matrix[:, c].sum()))
+        self.assertEqual(sum(one["noise"]["predicted"]), 500)
+        self.assertTrue(0 < one["noise"]["mean_top_probability"] <= 1)
+        text = run(["eval", "--checkpoint", self.checkpoint, "--noise", "100"], ranks=2)
+        self.assertIn("confusion matrix (rows: true label, columns: predicted)", text.out)
+        self.assertIn("noise experiment: 100 images of uniform random pixels", text.out)
+
+    def test_predict_gives_the_networks_label_for_image_files(self):
+        with h5py.File(self.data, "r") as f:
+            images, labels = f["test/images"][:12], f["test/labels"][:12]
+        layers = __import__("common").read_params(self.checkpoint)
+        a = images.reshape(12, -1) / 255.0
+        for i, (w, b) in enumerate(layers):
+            z = a @ w.T + b
+            a = np.maximum(z, 0) if i < len(layers) - 1 else z
+        expected = a.argmax(axis=1)
+        files = []
+        for i, image in enumerate(images):
+            kind = ("png", "p5", "p2")[i % 3]
+            path = self.path(f"digit{i}.{'png' if kind == 'png' else 'pgm'}")
+            write_png(path, image) if kind == "png" else write_pgm(path, image, binary=kind == "p5")
+            files.append(path)
+        drawn = self.path("drawn.png")
+        write_png(drawn, 255 - images[0])  # dark on light, as people draw
+        result = run(["predict", "--checkpoint", self.checkpoint, "--json"] + files + [drawn])
+        self.assertEqual(result.code, 0, result)
+        answers = [json.loads(line) for line in result.out.splitlines()]
+        self.assertEqual([a["digit"] for a in answers[:12]], list(expected))
+        self.assertEqual(answers[12]["digit"], expected[0])
+        self.assertTrue(answers[12]["inverted"])
+        self.assertFalse(any(a["inverted"] for a in answers[:12]))
+        for answer in answers:
+            self.assertEqual(len(answer["probabilities"]), 10)
+            self.assertAlmostEqual(sum(answer["probabilities"]), 1.0, places=4)
+        forced = run(["predict", "--checkpoint", self.checkpoint, "--no-invert", drawn])
+        self.assertNotIn("inverted", forced.out)
+
+    def test_predict_refuses_what_it_cannot_read(self):
+        write_png(self.path("colour.png"), np.zeros((28, 28, 3)))
+        write_pgm(self.path("small.pgm"), np.zeros((27, 27)))
+        with open(self.path("notes.txt"), "w") as f:
+            f.write("a digit\n")
+        write_png(self.path("cut.png"), np.full((28, 28), 7))
+        with open(self.path("cut.png"), "r+b") as f:
+            f.truncate(40)
+        cases = [("colour.png", "a colour PNG; expected 8-bit grayscale"),
+                 ("small.pgm", "a 27x27 image, but the network takes 784 pixels"),
+                 ("notes.txt", "not a PGM (P2/P5) or PNG image"),
+                 ("cut.png", "cut.png:"),
+                 ("missing.png", "missing.png: cannot open")]
+        for name, fragment in cases:
+            with self.subTest(name):
+                self.assertOneClearError(run(["predict", "--checkpoint", self.checkpoint, self.path(name)]), fragment)
+
+    def test_inspect_summarises_a_checkpoint(self):
+        result = run(["inspect", self.checkpoint])
+        self.assertEqual(result.code, 0, result)
+        for fragment in ("784,32,10, 25450 parameters; hidden relu, output softmax, loss cross-entropy",
+                         "layer_0    weight [32 x 784], bias [32]", "momentum 0.9", "3 epochs done",
+                         "2 ranks, global batch 20", "SHA-256 ", '"epoch": 3'):
+            self.assertIn(fragment, result.out)
+
+    def test_every_picture_is_a_png_of_the_expected_size_and_not_blank(self):
+        try:
+            import matplotlib.image
+        except ImportError:
+            self.skipTest("python3-matplotlib is not installed")
+        eval_json = self.path("eval.json")
+        with open(eval_json, "w") as f:
+            f.write(run(["eval", "--checkpoint", self.checkpoint, "--json"]).out)
+        plot = os.path.join(SOURCE_DIR, "tools", "plot.py")
+        pictures = {"curves": ([self.run_dir, os.path.join(self.run_dir, "metrics.jsonl")], (1100, 420)),
+                    "confusion": ([eval_json], (640, 560)),
+                    "weights": ([self.checkpoint], (780, 820)),
+                    "misclassified": ([self.checkpoint, self.data], None)}
+        for kind, (inputs, size) in pictures.items():
+            with self.subTest(kind):
+                out = self.path(kind + ".png")
+                subprocess.run([sys.executable, plot, kind] + inputs + ["--out", out], check=True,
+                               capture_output=True, timeout=120)
+                if size:
+                    self.assertEqual(png_size(out), size)
+                pixels = matplotlib.image.imread(out)
+                self.assertGreater(pixels[..., :3].std(), 0.01)
+
+
+if __name__ == "__main__":
+    unittest.main()
