@@ -75,22 +75,34 @@ class ResilienceTest(TempDirTest):
         args = ["train", "--data", small_data, "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "100000",
                 "--momentum", "0.9", "--lr", "0.01", "-q"] + big
         rng = random.Random(7)
+        folder = self.path("r/checkpoints")
+        temporaries = lambda: {n for n in os.listdir(folder) if ".tmp-" in n} if os.path.isdir(folder) else set()
         completed_before = -1
         killed_mid_write = 0
         for attempt in range(8):
+            stale = temporaries()  # left by the previous kill; the next run removes them
             job = start(args, ranks=2)
-            if attempt == 0:
-                wait_for(lambda: os.path.exists(self.path("r/checkpoints/latest.h5")), 60, "a first checkpoint")
-            time.sleep(rng.uniform(0.3, 1.5))
-            pids = rank_pids(job)
-            os.kill(pids[0], signal.SIGKILL)  # rank 0 writes the checkpoints
+            wait_for(lambda: len(rank_pids(job)) == 2, 60, "the ranks")
+            writer = rank_pids(job)[0]  # rank 0 writes the checkpoints
+            if attempt % 2 == 0:
+                wait_for(lambda: temporaries() - stale, 60, "a checkpoint being written")  # kill while it is written
+            else:
+                wait_for(lambda: os.path.exists(os.path.join(folder, "latest.h5")), 60, "a checkpoint")
+                time.sleep(rng.uniform(0.0, 0.5))  # and at any moment
+            os.kill(writer, signal.SIGKILL)
             job.communicate(timeout=60)
-            killed_mid_write += any(".tmp-" in name for name in os.listdir(self.path("r/checkpoints")))
-            completed = checkpoint_is_complete(self.path("r/checkpoints/latest.h5"))
-            self.assertGreaterEqual(completed, completed_before)
+            killed_mid_write += bool(temporaries() - stale)
+            latest = os.path.join(folder, "latest.h5")
+            if os.path.lexists(latest):
+                completed = checkpoint_is_complete(latest)  # opens, complete, never going backwards
+                self.assertGreaterEqual(completed, completed_before)
+            else:
+                self.assertEqual(completed_before, -1, "latest.h5 disappeared")  # none finished yet
+                completed = -1
             completed_before = completed
         print(f"{killed_mid_write} of 8 kills landed while a checkpoint was being written")
         self.assertGreater(killed_mid_write, 0)
+        self.assertGreater(completed_before, 0)
         self.assertLessEqual(len(os.listdir(self.path("r/checkpoints"))), 2 + 1 + 2)  # kept, latest, temporaries
 
     def test_the_tcp_transport_trains_the_same_model(self):

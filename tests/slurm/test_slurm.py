@@ -109,7 +109,8 @@ class SlurmTest(TempDirTest):
     def test_a_killed_rank_ends_the_job_within_a_minute_and_it_resumes(self):
         job = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
         wait_for(lambda: os.path.exists(self.path("run/checkpoints/epoch-0002.h5")), 120, "a first checkpoint")
-        ranks = sh("pgrep", "-f", "^[^ ]*/dptrain train").stdout.split()  # the ranks, not mpirun
+        # This job's ranks (their command lines start with the binary), not mpirun's.
+        ranks = sh("pgrep", "-f", "^[^ ]*/dptrain train .*--run-dir " + self.path("run")).stdout.split()
         killed_at = time.monotonic()
         os.kill(int(ranks[-1]), signal.SIGKILL)
         code, state = self.wait(job, 120)
