@@ -55,6 +55,8 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
       ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
       ("quiet,q", po::bool_switch(), "print only errors and the final summary (metrics.jsonl is still written)")
+      ("profile", po::value<std::int64_t>()->default_value(0),
+       "write the first K steps of every rank as a Chrome trace: RUN_DIR/profile/rank-R.json")
       ("log-every", po::value<std::int64_t>()->default_value(0),
        "steps between progress lines (0: on a terminal a live line, else about ten lines an epoch)");
   // clang-format on
@@ -118,6 +120,9 @@ TrainConfig config_from(const po::variables_map& vm) {
   c.run_dir = get<std::string>(vm, "run-dir");
   c.quiet = get<bool>(vm, "quiet");
   c.log_every = get<std::int64_t>(vm, "log-every");
+  c.profile_steps = get<std::int64_t>(vm, "profile");
+  require(c.profile_steps >= 0 && c.profile_steps <= 1'000'000, "profile", std::to_string(c.profile_steps),
+          "a number of steps from 0 to 1000000");
   require(c.log_every >= 0, "log-every", std::to_string(c.log_every), "0 (automatic) or a number of steps");
   return c;
 }

@@ -55,7 +55,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       workspace_(config_.arch, static_cast<int>(slicing_.width(comm.rank()))),
       reduce_buffer_(model_.num_params() + 2),
       batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))),
-      progress_line_(stdout, false, 0, 1) {
+      progress_line_(stdout, false, 0, 1),
+      timer_(config_.profile_steps) {
   comm_.collectively([&] {
     if (config_.batch_size < comm_.size()) {
       throw Error("--batch-size " + std::to_string(config_.batch_size) + " is smaller than the " +
@@ -127,6 +128,19 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, slicing_.steps());
 }
 
+// Every rank writes its own trace: RUN_DIR/profile/rank-R.json.
+void Trainer::write_profile() {
+  if (!timer_.profiling()) return;
+  comm_.collectively([&] {
+    const fs::path folder = fs::path(config_.run_dir) / "profile";
+    fs::create_directories(folder);
+    const std::string path = (folder / ("rank-" + std::to_string(comm_.rank()) + ".json")).string();
+    std::ofstream out(path);
+    out << timer_.chrome_trace(comm_.rank()) << std::flush;
+    if (!out) throw Error(path + ": cannot write the profile");
+  });
+}
+
 void Trainer::prepare_run_dir() {
   if (!comm_.is_root()) return;
   fs::create_directories(checkpoint_folder(config_));
@@ -173,10 +187,12 @@ Trainer::Outcome Trainer::run() {
             (fs::path(checkpoint_folder(config_)) / name).c_str());
         std::fflush(stdout);
       }
+      write_profile();
       return Outcome::stopped;
     }
     finish_epoch(epoch, progress_.epoch_seconds);
   }
+  write_profile();
   if (comm_.is_root() && last_test_.total > 0) {
     std::printf("dptrain: done, %lld epochs: test accuracy %.4f, test loss %.5f\n",
                 static_cast<long long>(config_.epochs), last_test_.accuracy(), last_test_.mean_loss());
@@ -200,6 +216,7 @@ std::vector<std::uint32_t>& Trainer::epoch_order(std::int64_t epoch) {
 bool Trainer::train_epoch(std::int64_t epoch) {
   const std::vector<std::uint32_t>& order = epoch_order(epoch);
   progress_line_.start_epoch();
+  timer_.reset_epoch();
   while (progress_.step_in_epoch < slicing_.steps()) {
     const std::int64_t step = progress_.step_in_epoch;
     const bool stop = train_step(epoch, step, order);
@@ -220,12 +237,17 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   const auto global_rows = static_cast<float>(slicing_.global_batch_size(step));
   const std::span<float> grads(reduce_buffer_.data(), model_.num_params());
 
+  timer_.begin_step();
   shard_.gather(order.subspan(first, static_cast<std::size_t>(rows)), workspace_.input(rows), batch_labels_);
+  timer_.end_phase(Phase::data);
   model_.forward(workspace_, rows);
+  timer_.end_phase(Phase::forward);
   const double loss = model_.backward(workspace_, rows, batch_labels_, 1.0f / global_rows, grads);
+  timer_.end_phase(Phase::backward);
   reduce_buffer_[loss_slot()] = static_cast<float>(loss);
   reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
   comm_.allreduce_sum(reduce_buffer_);
+  timer_.end_phase(Phase::allreduce);
 
   const float batch_loss = reduce_buffer_[loss_slot()];
   if (!std::isfinite(batch_loss)) {
@@ -236,6 +258,7 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
                           "); try a smaller --lr. The last good checkpoint is kept in " + checkpoint_folder(config_));
   }
   optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
+  timer_.end_phase(Phase::update);
   progress_.epoch_loss_sum += batch_loss;
   ++progress_.global_step;
   if (step_observer_) step_observer_(*this);
@@ -249,21 +272,36 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   last_test_ = test;
   const double train_loss = progress_.epoch_loss_sum / static_cast<double>(slicing_.samples());
   const double samples_per_second = static_cast<double>(slicing_.samples()) / seconds;
+  const double gflops = flops_per_sample(config_.arch.layers) * samples_per_second / 1e9;
+  const double steps = static_cast<double>(std::max<std::int64_t>(1, timer_.epoch_steps()));
+  JsonObject phases;
+  std::string phase_text;
+  double step_ms = 0.0;
+  for (std::size_t p = 0; p < kPhases; ++p) {
+    const double ms = 1e3 * timer_.epoch_seconds()[p] / steps;
+    step_ms += ms;
+    phases.add(phase_name(static_cast<Phase>(p)), ms);
+    char part[48];
+    std::snprintf(part, sizeof part, " %s %.3f", phase_name(static_cast<Phase>(p)), ms);
+    phase_text += part;
+  }
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
     if (!config_.quiet)
       std::printf(
-          "epoch %3lld/%lld  step %8lld  train_loss %.5f  test_loss %.5f  test_acc %.4f  %7.2f s  %9.0f samples/s\n",
+          "epoch %3lld/%lld  step %8lld  train_loss %.5f  test_loss %.5f  test_acc %.4f  %7.2f s  %9.0f samples/s  "
+          "%6.2f GFLOP/s  ms/step:%s\n",
           static_cast<long long>(epoch), static_cast<long long>(config_.epochs),
           static_cast<long long>(progress_.global_step), train_loss, test.mean_loss(), test.accuracy(), seconds,
-          samples_per_second);
+          samples_per_second, gflops, phase_text.c_str());
     std::fflush(stdout);
     JsonObject line;
     line.add("epoch", epoch).add("step", progress_.global_step);
     line.add("lr", schedule_.lr_at(std::max<std::int64_t>(0, progress_.global_step - 1)));
     line.add("train_loss", train_loss).add("test_loss", test.mean_loss()).add("test_accuracy", test.accuracy());
     line.add("test_correct", test.correct).add("test_total", test.total);
-    line.add("epoch_seconds", seconds).add("samples_per_second", samples_per_second);
+    line.add("epoch_seconds", seconds).add("samples_per_second", samples_per_second).add("gflops", gflops);
+    line.add("step_ms", step_ms).add("phase_ms", phases);
     line.add("world_size", comm_.size());
     metrics_ << line.str() << "\n" << std::flush;
     if (!metrics_) throw Error((fs::path(config_.run_dir) / "metrics.jsonl").string() + ": write failed");

@@ -55,8 +55,8 @@ class InsightTest(TempDirTest):
         cls.shared = __import__("tempfile").mkdtemp(prefix="dptrain-insight-")
         cls.data = write_data_h5(os.path.join(cls.shared, "data.h5"), *synthetic_mnist(400, 150))
         cls.run_dir = os.path.join(cls.shared, "run")
-        cls.training = run(["train", "--data", cls.data, "--run-dir", cls.run_dir, "--log-every", "5"] + NETWORK,
-                           ranks=2)
+        cls.training = run(["train", "--data", cls.data, "--run-dir", cls.run_dir, "--log-every", "5",
+                            "--profile", "4"] + NETWORK, ranks=2)
         cls.checkpoint = os.path.join(cls.run_dir, "checkpoints", "latest.h5")
 
     @classmethod
@@ -157,6 +157,27 @@ class InsightTest(TempDirTest):
                          "layer_0    weight [32 x 784], bias [32]", "momentum 0.9", "3 epochs done",
                          "2 ranks, global batch 20", "SHA-256 ", '"epoch": 3'):
             self.assertIn(fragment, result.out)
+
+    def test_step_phases_add_up_and_every_rank_writes_a_trace(self):
+        with open(os.path.join(self.run_dir, "metrics.jsonl")) as f:
+            metrics = [json.loads(line) for line in f]
+        for m in metrics:
+            phases = m["phase_ms"]
+            self.assertEqual(sorted(phases), ["allreduce", "backward", "data", "forward", "update"])
+            self.assertAlmostEqual(sum(phases.values()), m["step_ms"], places=9)
+            steps_ms = m["step_ms"] * 20  # 20 steps an epoch
+            self.assertLessEqual(steps_ms, 1000 * m["epoch_seconds"] * 1.001)
+            self.assertGreater(steps_ms, 0.8 * 1000 * m["epoch_seconds"])
+            self.assertGreater(m["gflops"], 0)
+        self.assertIn("ms/step: data", self.training.out)
+        for rank in (0, 1):
+            with open(os.path.join(self.run_dir, "profile", f"rank-{rank}.json")) as f:
+                events = json.load(f)["traceEvents"]
+            self.assertEqual([e["name"] for e in events[:5]], ["data", "forward", "backward", "allreduce", "update"])
+            self.assertEqual(len(events), 4 * 5)
+            self.assertTrue(all(e["pid"] == rank and e["dur"] >= 0 and e["ph"] == "X" for e in events))
+            for before, after in zip(events, events[1:5]):  # one step's phases follow each other
+                self.assertAlmostEqual(before["ts"] + before["dur"], after["ts"], delta=0.01)
 
     def test_every_picture_is_a_png_of_the_expected_size_and_not_blank(self):
         try:

@@ -24,6 +24,7 @@ struct TrainConfig {
   int threads = 0;                    // OpenBLAS threads per rank; 0 = cores / ranks on the node
   bool quiet = false;                 // only errors and the final summary on stdout (metrics.jsonl is still written)
   std::int64_t log_every = 0;         // steps between progress lines; 0 = automatic
+  std::int64_t profile_steps = 0;     // steps of each rank written as a Chrome trace (--profile)
 
   std::string to_ini() const;  // the training options, not where they came from
 };

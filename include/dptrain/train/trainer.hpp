@@ -18,6 +18,7 @@
 #include "dptrain/train/config.hpp"
 #include "dptrain/train/evaluate.hpp"
 #include "dptrain/train/progress.hpp"
+#include "dptrain/train/step_timer.hpp"
 
 namespace dptrain {
 
@@ -45,6 +46,7 @@ class Trainer {
   void finish_epoch(std::int64_t epoch, double seconds);
   void save_checkpoint(const std::string& name);
   void prepare_run_dir();
+  void write_profile();
   std::vector<std::uint32_t>& epoch_order(std::int64_t epoch);
 
   const Communicator& comm_;
@@ -67,6 +69,7 @@ class Trainer {
   std::vector<std::uint32_t> order_;
   std::ofstream metrics_;
   ProgressLine progress_line_;
+  StepTimer timer_;
   EvalResult last_test_;
   std::function<void(const Trainer&)> step_observer_;
 };
