@@ -194,7 +194,7 @@ Trainer::Outcome Trainer::run() {
   }
   write_profile();
   if (comm_.is_root() && last_test_.total > 0) {
-    std::printf("dptrain: done, %lld epochs: test accuracy %.4f, test loss %.5f\n",
+    std::printf("dptrain: done after epoch %lld: test accuracy %.4f, test loss %.5f\n",
                 static_cast<long long>(config_.epochs), last_test_.accuracy(), last_test_.mean_loss());
     std::fflush(stdout);
   }

@@ -74,7 +74,7 @@ class InsightTest(TempDirTest):
         quiet = run(["train", "--data", self.data, "--run-dir", self.path("q"), "-q"] + NETWORK, ranks=2)
         self.assertEqual(quiet.code, 0, quiet)
         self.assertEqual(quiet.out.strip().splitlines(), [quiet.out.strip()], quiet.out)
-        self.assertTrue(quiet.out.startswith("dptrain: done, 3 epochs: test accuracy"), quiet.out)
+        self.assertTrue(quiet.out.startswith("dptrain: done after epoch 3: test accuracy"), quiet.out)
 
     def test_eval_statistics_are_the_same_on_1_and_3_ranks_and_add_up(self):
         reports = []
