@@ -39,11 +39,7 @@ int inspect(const Args& args, const Communicator& comm) {
   po::variables_map vm;
   bool help = false;
   comm.collectively([&] {
-    try {
-      po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    } catch (const po::error& e) {
-      throw Error(std::string("dptrain inspect: ") + e.what() + " (see dptrain inspect --help)");
-    }
+    parse_command_line("inspect", args, options, vm, positional);
     po::notify(vm);
     help = print_help_if_asked("Usage: dptrain inspect CHECKPOINT.h5\nA readable summary of a checkpoint.", options, vm,
                                comm);

@@ -7,9 +7,9 @@
 namespace dptrain::cli {
 
 void parse_command_line(const std::string& command, const Args& args, const po::options_description& options,
-                        po::variables_map& vm) {
+                        po::variables_map& vm, const po::positional_options_description& positional) {
   try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
   } catch (const po::error& e) {
     throw Error("dptrain " + command + ": " + e.what() + " (see dptrain " + command + " --help)");
   }

@@ -30,11 +30,7 @@ int predict(const Args& args, const Communicator& comm) {
       "is taken for a dark-on-light drawing and inverted (and the output says so).";
   po::variables_map vm;
   comm.collectively([&] {
-    try {
-      po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    } catch (const po::error& e) {
-      throw Error(std::string("dptrain predict: ") + e.what() + " (see dptrain predict --help)");
-    }
+    parse_command_line("predict", args, options, vm, positional);
     po::notify(vm);
     if (print_help_if_asked(usage, options, vm, comm) || !comm.is_root()) return;
     if (vm["invert"].as<bool>() && vm["no-invert"].as<bool>())
