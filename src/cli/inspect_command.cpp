@@ -49,7 +49,7 @@ int inspect(const Args& args, const Communicator& comm) {
     const Mlp layout(c.arch);
     const Architecture& a = c.arch;
     std::printf("checkpoint   %s (dptrain-checkpoint, format %lld)\n", path.c_str(),
-                static_cast<long long>(kCheckpointFormatVersion));
+                static_cast<long long>(c.format_version));
     std::printf("network      %s, %zu parameters; hidden %s, output %s, loss %s\n", a.layers_string().c_str(),
                 layout.num_params(), to_string(a.hidden).c_str(), to_string(a.output).c_str(),
                 to_string(a.loss).c_str());

@@ -170,7 +170,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (format != "dptrain-checkpoint") {
     throw Error(path + ": /model attribute format is '" + format + "', expected 'dptrain-checkpoint'");
   }
-  const std::int64_t version = h5::read_int_attribute(m, "format_version", path + ": /model");
+  const std::int64_t version = c.format_version = h5::read_int_attribute(m, "format_version", path + ": /model");
   if (version < 1 || version > kCheckpointFormatVersion) {
     throw Error(path + ": checkpoint format_version " + std::to_string(version) +
                 " is not supported (this dptrain reads 1.." + std::to_string(kCheckpointFormatVersion) + ")");

@@ -51,6 +51,7 @@ struct Progress {
 
 // What a checkpoint holds, as read back.
 struct Checkpoint {
+  std::int64_t format_version = kCheckpointFormatVersion;
   Architecture arch;
   std::vector<float> params;  // Mlp layout
   OptimizerSettings optimizer;
