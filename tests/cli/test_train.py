@@ -60,6 +60,18 @@ class TrainTest(TempDirTest):
             np.testing.assert_array_equal(w1, w2)
             np.testing.assert_array_equal(b1, b2)
 
+    def test_every_subcommand_has_help(self):
+        for command, option in (("train", "--batch-size"), ("eval", "--noise"), ("convert", "--train-images"),
+                                ("predict", "--invert"), ("inspect", "--no-metrics")):
+            with self.subTest(command):
+                result = run([command, "--help"], ranks=2)
+                self.assertEqual(result.code, 0, result)
+                self.assertIn(f"dptrain {command}", result.out)
+                self.assertIn(option, result.out)
+                self.assertEqual(result.out.count("Usage:"), 1)  # printed once, by rank 0
+        self.assertIn("Commands:", run(["--help"]).out)
+        self.assertEqual(run(["frobnicate"]).code, 2)
+
     def test_command_line_overrides_the_config_file(self):
         with open(self.path("c.ini"), "w") as f:
             f.write(f"data = {self.data}\nlayers = 784,8,10\nlr = 0.5\nepochs = 1\n")
