@@ -53,18 +53,35 @@ std::string last_error() {
   if (reason != std::string::npos) {
     const std::size_t start = reason + marker.size();
     const std::size_t end = message.find('\'', start);
-    message = message.substr(0, message.find(':')) + ": " + message.substr(start, end - start);
+    message = message.substr(0, message.find_first_of(":,")) + ": " + message.substr(start, end - start);
   }
   std::replace(message.begin(), message.end(), '\n', ' ');
   return message;
 }
 
+namespace {
+
+// File access without HDF5's file locks. dptrain never changes a file that
+// another process may read: it reads finished files and writes new ones under
+// unique temporary names, published by rename. The locks would only add
+// failures: on parallel file systems without lock support ("unable to lock
+// file") and whenever another program has the data file open for writing.
+Handle unlocked_access(const std::string& path) {
+  Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), path), H5Pclose);
+  check_status(H5Pset_file_locking(fapl, false, true), path + ": cannot turn file locking off");
+  return fapl;
+}
+
+}  // namespace
+
 Handle open_file(const std::string& path) {
-  return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open as HDF5"), H5Fclose};
+  const Handle fapl = unlocked_access(path);
+  return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), path + ": cannot open as HDF5"), H5Fclose};
 }
 
 Handle create_file(const std::string& path) {
-  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), path + ": cannot create HDF5 file"),
+  const Handle fapl = unlocked_access(path);
+  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), path + ": cannot create HDF5 file"),
           H5Fclose};
 }
 

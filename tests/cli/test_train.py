@@ -149,6 +149,12 @@ class TrainTest(TempDirTest):
         result = run(["train", "--run-dir", self.path("x")], ranks=2, timeout=60)
         self.assertOneClearError(result, "--data is required")
 
+    def test_a_data_file_open_for_writing_elsewhere_can_still_be_read(self):
+        self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
+        with h5py.File(self.data, "r+"):  # holds HDF5's exclusive lock
+            result = run(["eval", "--checkpoint", self.path("r/checkpoints/latest.h5"), "--json"], ranks=2)
+        self.assertEqual(result.code, 0, result)
+
     def test_divergence_stops_all_ranks_and_keeps_the_last_checkpoint(self):
         self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
         result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "3", "--lr", "1e30"],
