@@ -195,7 +195,11 @@ int train(const Args& args, const Communicator& comm) {
       resume = read_checkpoint(resume_path);
       check_architecture_matches(vm, *resume, resume_path);
       std::istringstream saved(resume->config);
-      po::store(po::parse_config_file(saved, options), vm);
+      try {
+        po::store(po::parse_config_file(saved, options), vm);
+      } catch (const po::error& e) {
+        throw Error(resume_path + ": the configuration saved in the checkpoint: " + e.what());
+      }
     }
     po::notify(vm);
     config = config_from(vm);

@@ -235,6 +235,7 @@ std::string read_string_attribute(hid_t loc, const std::string& name, const std:
     char* text = nullptr;
     Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem, H5T_VARIABLE);
+    H5Tset_cset(mem, H5Tget_cset(type));  // h5py writes UTF-8; HDF5 converts no charsets
     check_status(H5Aread(attr, mem, &text), where + ": cannot read attribute " + name);
     std::string value = text ? text : "";
     H5free_memory(text);

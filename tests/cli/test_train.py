@@ -155,6 +155,19 @@ class TrainTest(TempDirTest):
             result = run(["eval", "--checkpoint", self.path("r/checkpoints/latest.h5"), "--json"], ranks=2)
         self.assertEqual(result.code, 0, result)
 
+    def test_a_checkpoint_edited_with_h5py_still_reads(self):
+        self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
+        checkpoint = self.path("r/checkpoints/latest.h5")
+        with h5py.File(checkpoint, "r+") as f:  # h5py writes variable-length UTF-8 strings
+            f["model"].attrs["activation"] = "relu"
+            config = f.attrs["config"]
+            f.attrs["config"] = (config.decode() if isinstance(config, bytes) else config) + "frobnicate = 1\n"
+        inspected = run(["inspect", checkpoint])
+        self.assertEqual(inspected.code, 0, inspected)
+        self.assertIn("hidden relu", inspected.out)
+        resumed = run(["train", "--run-dir", self.path("r"), "--resume", "auto"], ranks=2)
+        self.assertOneClearError(resumed, "the configuration saved in the checkpoint: unrecognised option 'frobnicate'")
+
     def test_divergence_stops_all_ranks_and_keeps_the_last_checkpoint(self):
         self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
         result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "3", "--lr", "1e30"],
