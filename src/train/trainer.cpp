@@ -1,6 +1,7 @@
 #include "dptrain/train/trainer.hpp"
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <cmath>
 #include <cstdio>
@@ -270,6 +271,9 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   progress_.step_in_epoch = 0;
   const EvalResult test = evaluator_->run(model_);
   last_test_ = test;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double peak_rss_mb = static_cast<double>(comm_.max(usage.ru_maxrss)) / 1024.0;  // the largest rank
   const double train_loss = progress_.epoch_loss_sum / static_cast<double>(slicing_.samples());
   const double samples_per_second = static_cast<double>(slicing_.samples()) / seconds;
   const double gflops = flops_per_sample(config_.arch.layers) * samples_per_second / 1e9;
@@ -301,7 +305,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
     line.add("train_loss", train_loss).add("test_loss", test.mean_loss()).add("test_accuracy", test.accuracy());
     line.add("test_correct", test.correct).add("test_total", test.total);
     line.add("epoch_seconds", seconds).add("samples_per_second", samples_per_second).add("gflops", gflops);
-    line.add("step_ms", step_ms).add("phase_ms", phases);
+    line.add("step_ms", step_ms).add("phase_ms", phases).add("peak_rss_mb", peak_rss_mb);
     line.add("world_size", comm_.size());
     metrics_ << line.str() << "\n" << std::flush;
     if (!metrics_) throw Error((fs::path(config_.run_dir) / "metrics.jsonl").string() + ": write failed");

@@ -1,0 +1,43 @@
+"""tools/floor.cpp (build/dptrain_floor) end to end on a tiny configuration,
+and the memory figure of a run's metrics."""
+import json
+import os
+import subprocess
+import unittest
+
+from common import TempDirTest, run, synthetic_mnist, write_data_h5
+
+
+class FloorTest(TempDirTest):
+    def test_the_floor_tool_reports_a_consistent_floor(self):
+        command = ["mpirun", "-np", "2", "--oversubscribe", os.environ["DPTRAIN_FLOOR"], "--layers", "784,8,10",
+                   "--batch-size", "4", "--samples", "40", "--repeats", "3", "--json"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual((report["ranks"], report["rows_per_rank"], report["steps_per_epoch"]), (2, 2, 10))
+        self.assertEqual(report["allreduce_bytes"], (784 * 8 + 8 + 8 * 10 + 10 + 2) * 4)
+        for key in ("gemm_us_per_step", "allreduce_us", "data_us_per_step", "gemm_gflops_per_rank"):
+            self.assertGreater(report[key], 0, key)
+        step_us = report["gemm_us_per_step"] + report["allreduce_us"] + report["data_us_per_step"]
+        self.assertAlmostEqual(report["floor_epoch_seconds"], 10 * step_us / 1e6, places=9)
+        layer = report["gemms"]["layer_1"]
+        # gemm_us_per_step is the slowest rank's; the per-layer breakdown is rank 0's.
+        self.assertLessEqual(sum(sum(v.values()) for v in report["gemms"].values()),
+                             report["gemm_us_per_step"] + 1e-6)
+        self.assertGreater(layer["input_grad_us"], 0)
+        self.assertEqual(report["gemms"]["layer_0"]["input_grad_us"], 0)  # the pixels need no gradient
+
+    def test_metrics_report_peak_memory_per_rank(self):
+        data = write_data_h5(self.path("data.h5"), *synthetic_mnist(200, 40))
+        result = run(["train", "--data", data, "--run-dir", self.path("r"), "--epochs", "1", "--layers", "784,8,10",
+                      "-q"], ranks=2)
+        self.assertEqual(result.code, 0, result)
+        with open(self.path("r", "metrics.jsonl")) as f:
+            metrics = json.loads(f.readline())
+        self.assertGreater(metrics["peak_rss_mb"], 1)
+        self.assertLess(metrics["peak_rss_mb"], 4096)
+
+
+if __name__ == "__main__":
+    unittest.main()
