@@ -3,9 +3,10 @@ and the memory figure of a run's metrics."""
 import json
 import os
 import subprocess
+import sys
 import unittest
 
-from common import TempDirTest, run, synthetic_mnist, write_data_h5
+from common import SOURCE_DIR, TempDirTest, run, synthetic_mnist, write_data_h5
 
 
 class FloorTest(TempDirTest):
@@ -27,6 +28,19 @@ class FloorTest(TempDirTest):
                              report["gemm_us_per_step"] + 1e-6)
         self.assertGreater(layer["input_grad_us"], 0)
         self.assertEqual(report["gemms"]["layer_0"]["input_grad_us"], 0)  # the pixels need no gradient
+
+    def test_the_benchmark_harness_runs_end_to_end_on_a_tiny_configuration(self):
+        out = self.path("bench.json")
+        result = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "bench.py"), "--tiny", "--epochs",
+                                 "3", "--json", out], capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(out) as f:
+            rows = json.load(f)
+        self.assertEqual([(r["config"], r["ranks"]) for r in rows], [("TINY", 1), ("TINY", 2)])
+        for r in rows:
+            self.assertAlmostEqual(r["dptrain_over_floor"], r["epoch_seconds"] / r["floor_epoch_seconds"])
+            self.assertGreater(r["epoch_seconds"], 0)
+        self.assertIn("| TINY | 2 x", result.stdout)
 
     def test_metrics_report_peak_memory_per_rank(self):
         data = write_data_h5(self.path("data.h5"), *synthetic_mnist(200, 40))
