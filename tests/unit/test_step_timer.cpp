@@ -31,7 +31,8 @@ TEST(StepTimer, PhasesAddUpToTheStepAndTheProfileKeepsTheFirstSteps) {
   EXPECT_EQ(timer.epoch_steps(), 3);
   const std::string trace = timer.chrome_trace(5);
   std::size_t events = 0;
-  for (std::size_t at = trace.find("\"ph\": \"X\""); at != std::string::npos; at = trace.find("\"ph\": \"X\"", at + 1)) {
+  for (std::size_t at = trace.find("\"ph\": \"X\""); at != std::string::npos;
+       at = trace.find("\"ph\": \"X\"", at + 1)) {
     ++events;
   }
   EXPECT_EQ(events, 2 * kPhases);  // only the first 2 steps
