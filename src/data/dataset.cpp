@@ -50,7 +50,7 @@ SplitDatasets open_split(hid_t file, const std::string& path, const std::string&
 }
 
 // Selects rank's shard: the block-cyclic slices of the full batches, then its
-// part of the partial tail batch. `row_dims` are the trailing dimensions.
+// part of the partial tail batch; whole samples (all trailing dimensions).
 h5::Handle select_shard(hid_t dataset, const BatchSlicing& slicing, int rank) {
   h5::Handle space(H5Dget_space(dataset), H5Sclose);
   const int ndims = H5Sget_simple_extent_ndims(space);
