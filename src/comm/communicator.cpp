@@ -48,10 +48,6 @@ void Communicator::broadcast(std::string& text, int root) const {
   MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm_);
 }
 
-void Communicator::broadcast(std::span<float> values, int root) const {
-  MPI_Bcast(values.data(), static_cast<int>(values.size()), MPI_FLOAT, root, comm_);
-}
-
 void Communicator::barrier() const { MPI_Barrier(comm_); }
 
 void Communicator::collectively(const std::function<void()>& phase) const {

@@ -90,10 +90,6 @@ void read_selection(hid_t dataset, hid_t file_space, hid_t mem_type, void* out, 
 
 }  // namespace
 
-std::size_t Shard::bytes() const {
-  return bytes_.size() + floats_.size() * sizeof(float) + labels_.size() * sizeof(std::int32_t);
-}
-
 void Shard::gather(std::span<const std::uint32_t> local_indices, Matrix input, std::span<std::int32_t> labels) const {
   const std::size_t n = static_cast<std::size_t>(features_);
   for (int r = 0; r < input.rows; ++r) {

@@ -15,10 +15,6 @@
 namespace dptrain {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The next whitespace-separated token of a PGM header, skipping # comments.
 std::string pgm_token(const std::string& bytes, std::size_t& pos) {
   while (pos < bytes.size()) {
@@ -107,25 +103,6 @@ GrayImage read_gray_image(const std::string& path) {
   if (bytes.rfind("\x89PNG", 0) == 0) return read_png(path);
   if (bytes.rfind("P5", 0) == 0 || bytes.rfind("P2", 0) == 0) return read_pgm(path, bytes);
   throw Error(path + ": not a PGM (P2/P5) or PNG image");
-}
-
-void write_gray_image(const std::string& path, const GrayImage& image) {
-  if (ends_with(path, ".png")) {
-    png_image png;
-    std::memset(&png, 0, sizeof png);
-    png.version = PNG_IMAGE_VERSION;
-    png.width = static_cast<png_uint_32>(image.width);
-    png.height = static_cast<png_uint_32>(image.height);
-    png.format = PNG_FORMAT_GRAY;
-    if (!png_image_write_to_file(&png, path.c_str(), 0, image.pixels.data(), 0, nullptr)) {
-      throw Error(path + ": cannot write PNG: " + png.message);
-    }
-    return;
-  }
-  std::ofstream out(path, std::ios::binary);
-  out << "P5\n" << image.width << " " << image.height << "\n255\n";
-  out.write(reinterpret_cast<const char*>(image.pixels.data()), static_cast<std::streamsize>(image.pixels.size()));
-  if (!out) throw Error(path + ": cannot write");
 }
 
 bool looks_dark_on_light(const GrayImage& image) {

@@ -37,7 +37,6 @@ class Communicator {
   std::int64_t max(std::int64_t value) const;
 
   void broadcast(std::string& text, int root = 0) const;
-  void broadcast(std::span<float> values, int root = 0) const;
   void barrier() const;
 
   // Runs `phase` on every rank. If it throws on any rank, every rank throws a

@@ -22,7 +22,6 @@ class Shard {
   std::int64_t size() const { return static_cast<std::int64_t>(labels_.size()); }
   int features() const { return features_; }
   std::span<const std::int32_t> labels() const { return labels_; }
-  std::size_t bytes() const;
 
   // input[rows x features] = samples local_indices[0..rows), scaled to [0, 1]
   // (the uint8 -> float conversion happens here, once per batch).

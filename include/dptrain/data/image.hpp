@@ -16,9 +16,6 @@ struct GrayImage {
 // format, a damaged file) is an Error naming the file and what it is.
 GrayImage read_gray_image(const std::string& path);
 
-// Writes an 8-bit grayscale PNG or PGM (P5), chosen by the file name's ending.
-void write_gray_image(const std::string& path, const GrayImage& image);
-
 // MNIST digits are light on a dark background; a drawing is usually dark on
 // light. True when the image's border is mostly light.
 bool looks_dark_on_light(const GrayImage& image);

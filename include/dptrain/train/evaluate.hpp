@@ -44,7 +44,6 @@ class Evaluator {
   // Reads this rank's part of `split` from the data file.
   Evaluator(const std::string& data, const std::string& split, const Architecture& arch, const Communicator& comm);
   EvalResult run(const Mlp& model) const;  // collective
-  std::size_t shard_bytes() const { return shard_.bytes(); }
 
  private:
   const Communicator& comm_;
