@@ -54,6 +54,8 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
       ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
       ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
+      ("bucket-kib", po::value<std::int64_t>()->default_value(0),
+       "gradient allreduce bucket size in KiB, reduced while backprop goes on (0 = one blocking allreduce)")
       ("quiet,q", po::bool_switch(), "print only errors and the final summary (metrics.jsonl is still written)")
       ("profile", po::value<std::int64_t>()->default_value(0),
        "write the first K steps of every rank as a Chrome trace: RUN_DIR/profile/rank-R.json")
@@ -117,6 +119,9 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.keep_checkpoints >= 0, "keep-checkpoints", std::to_string(c.keep_checkpoints), "0 (all) or a count");
   c.threads = get<int>(vm, "threads");
   require(c.threads >= 0 && c.threads <= 1024, "threads", std::to_string(c.threads), "0 (automatic) or a thread count");
+  c.bucket_kib = get<std::int64_t>(vm, "bucket-kib");
+  require(c.bucket_kib >= 0 && c.bucket_kib <= (1 << 21), "bucket-kib", std::to_string(c.bucket_kib),
+          "0 (one blocking allreduce) or a size in KiB up to 2097152");
   c.run_dir = get<std::string>(vm, "run-dir");
   c.quiet = get<bool>(vm, "quiet");
   c.log_every = get<std::int64_t>(vm, "log-every");

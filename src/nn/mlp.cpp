@@ -117,12 +117,19 @@ ConstMatrix Mlp::forward(Workspace& ws, int rows) const {
 
 double Mlp::backward(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
                      std::span<float> grads) const {
-  const std::size_t depth = layers_.size();
+  const double loss = output_delta(ws, rows, labels, scale);
+  backpropagate(ws, rows, grads);
+  return loss;
+}
+
+double Mlp::output_delta(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale) const {
   ConstMatrix output{ws.activations_.back().data(), rows, arch_.outputs()};
   Matrix top_delta{ws.deltas_.back().data(), rows, arch_.outputs()};
-  const double loss = loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta);
+  return loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta);
+}
 
-  for (std::size_t i = depth; i-- > 0;) {
+void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink) const {
+  for (std::size_t i = layers_.size(); i-- > 0;) {
     const LayerSlice& l = layers_[i];
     ConstMatrix delta{ws.deltas_[i].data(), rows, l.out};
     ConstMatrix x{ws.activations_[i].data(), rows, l.in};
@@ -131,13 +138,29 @@ double Mlp::backward(Workspace& ws, int rows, std::span<const std::int32_t> labe
     blas::gemm_at_b(delta, x, grad_w, 1.0f, 0.0f);
     // db[out] = delta^T[out x rows] * 1[rows]
     blas::gemv_at_x(delta, ws.ones_, grads.subspan(l.bias_offset, l.out));
+    if (sink) sink->ready_from(l.weight_offset);
     if (i == 0) break;
     Matrix below{ws.deltas_[i - 1].data(), rows, l.in};
     // dX[rows x in] = delta[rows x out] * W[out x in]
     blas::gemm_a_b(delta, weight(params_, i), below, 1.0f, 0.0f);
     multiply_by_derivative(x, below, arch_.hidden);
+    if (sink) sink->ready_from(l.weight_offset);
   }
-  return loss;
+}
+
+std::vector<std::size_t> Mlp::bucket_cuts(std::size_t total, std::size_t bucket_floats) const {
+  std::vector<std::size_t> cuts{total};
+  std::size_t filled = total - num_params();  // the extra values ride in the top bucket
+  for (std::size_t i = layers_.size(); i-- > 1;) {
+    const LayerSlice& l = layers_[i];
+    filled += static_cast<std::size_t>(l.in) * l.out + l.out;
+    if (bucket_floats > 0 && filled >= bucket_floats) {
+      cuts.push_back(l.weight_offset);
+      filled = 0;
+    }
+  }
+  cuts.push_back(0);
+  return cuts;
 }
 
 }  // namespace dptrain

@@ -55,6 +55,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       // Sized once for this rank's widest batch: the step allocates nothing.
       workspace_(config_.arch, static_cast<int>(slicing_.width(comm.rank()))),
       reduce_buffer_(model_.num_params() + 2),
+      reducer_(comm, reduce_buffer_,
+               model_.bucket_cuts(reduce_buffer_.size(), static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
       batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
@@ -243,11 +245,14 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   timer_.end_phase(Phase::data);
   model_.forward(workspace_, rows);
   timer_.end_phase(Phase::forward);
-  const double loss = model_.backward(workspace_, rows, batch_labels_, 1.0f / global_rows, grads);
-  timer_.end_phase(Phase::backward);
-  reduce_buffer_[loss_slot()] = static_cast<float>(loss);
+  // The loss and stop flag ride in the top bucket, the first to be reduced.
+  reduce_buffer_[loss_slot()] =
+      static_cast<float>(model_.output_delta(workspace_, rows, batch_labels_, 1.0f / global_rows));
   reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
-  comm_.allreduce_sum(reduce_buffer_);
+  reducer_.begin_step();
+  model_.backpropagate(workspace_, rows, grads, &reducer_);
+  timer_.end_phase(Phase::backward);
+  reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
   timer_.end_phase(Phase::allreduce);
 
   const float batch_loss = reduce_buffer_[loss_slot()];

@@ -38,7 +38,7 @@ TEST(TrainingStep, AllocatesNothing) {
   write_synthetic_hdf5(dir / "data.h5", train, make_split(20, 8, 3, 2));
   TrainConfig config;
   config.data = dir / "data.h5";
-  config.arch = Architecture{{8, 6, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
+  config.arch = Architecture{{8, 60, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};  // 2 KiB
   config.optimizer.sgd.momentum = 0.9f;
   config.optimizer.schedule = ScheduleKind::cosine;
   config.batch_size = 10;
@@ -46,7 +46,9 @@ TEST(TrainingStep, AllocatesNothing) {
   config.run_dir = dir / "run";
   config.threads = 1;
   config.quiet = true;
-  for (const Communicator* comm : {&self, &world}) {
+  // The world twice: with one blocking allreduce and with buckets reduced during backprop.
+  for (const auto& [comm, bucket_kib] : {std::pair{&self, 0}, std::pair{&world, 0}, std::pair{&world, 1}}) {
+    config.bucket_kib = bucket_kib;
     Trainer trainer(*comm, config, std::nullopt);
     long before = -1, steps_checked = 0, allocating_steps = 0;
     trainer.set_step_observer([&](const Trainer& t) {
@@ -61,7 +63,7 @@ TEST(TrainingStep, AllocatesNothing) {
     });
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
-    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s)";
+    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), buckets of " << bucket_kib << " KiB";
     world.barrier();
   }
 }

@@ -2,6 +2,7 @@
 // finite differences for every activation/output/loss combination.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
@@ -133,6 +134,72 @@ INSTANTIATE_TEST_SUITE_P(AllCombinations, Gradient,
                                             ::testing::Values(Activation::sigmoid, Activation::softmax),
                                             ::testing::Values(Loss::mse, Loss::cross_entropy)),
                          combination_name);
+
+// Records each report and checks that what it calls final never changes later.
+class RecordingSink final : public GradientSink {
+ public:
+  explicit RecordingSink(std::span<const float> grads) : grads_(grads) {}
+  void ready_from(std::size_t offset) override {
+    offsets.push_back(offset);
+    snapshots.emplace_back(grads_.begin() + static_cast<std::ptrdiff_t>(offset), grads_.end());
+  }
+  std::vector<std::size_t> offsets;
+  std::vector<std::vector<float>> snapshots;  // grads[offset, end) when reported
+
+ private:
+  std::span<const float> grads_;
+};
+
+TEST(Backprop, ReportsFinalGradientsLayerByLayerFromTheTopDown) {
+  const Architecture arch{{12, 9, 7, 4}, Activation::relu, Activation::softmax, Loss::cross_entropy};
+  Mlp model(arch);
+  model.initialize(5);
+  const int rows = 6;
+  Workspace ws(arch, rows);
+  fill_input(ws, random_inputs(rows, 12, 8), rows);
+  const std::vector<std::int32_t> labels{0, 1, 2, 3, 0, 1};
+
+  std::vector<float> whole(model.num_params());
+  model.forward(ws, rows);
+  model.backward(ws, rows, labels, 0.5f, whole);
+
+  const std::size_t total = model.num_params() + 2;  // two extra values ride on top, as in training
+  // 1: a bucket per layer; 100: the top two layers together; 100000: one bucket
+  for (const std::size_t bucket : {std::size_t{1}, std::size_t{100}, std::size_t{100000}}) {
+    const std::vector<std::size_t> cuts = model.bucket_cuts(total, bucket);
+    ASSERT_EQ(cuts.front(), total);
+    ASSERT_EQ(cuts.back(), 0u);
+    EXPECT_EQ(cuts.size() - 1, bucket == 1 ? 3u : bucket == 100 ? 2u : 1u);
+    for (std::size_t i = 1; i < cuts.size(); ++i) {
+      ASSERT_LT(cuts[i], cuts[i - 1]);
+      if (i + 1 < cuts.size()) {
+        EXPECT_GE(cuts[i - 1] - cuts[i], std::min(bucket, total)) << "bucket " << i - 1 << " is full size";
+      }
+      const bool at_a_layer = std::any_of(model.layers().begin(), model.layers().end(),
+                                          [&](const LayerSlice& l) { return l.weight_offset == cuts[i]; });
+      EXPECT_TRUE(at_a_layer) << "cut " << cuts[i] << " splits a layer";
+    }
+    std::vector<float> reported(model.num_params(), -1.0f);
+    RecordingSink sink(reported);
+    model.forward(ws, rows);
+    model.output_delta(ws, rows, labels, 0.5f);
+    model.backpropagate(ws, rows, reported, &sink);
+    EXPECT_EQ(reported, whole) << "the two halves of backward() are backward()";
+    ASSERT_FALSE(sink.offsets.empty());
+    EXPECT_EQ(sink.offsets.back(), 0u);
+    for (std::size_t k = 0; k < sink.offsets.size(); ++k) {
+      if (k > 0) {
+        EXPECT_LE(sink.offsets[k], sink.offsets[k - 1]);
+      }
+      const std::vector<float> final_part(whole.begin() + static_cast<std::ptrdiff_t>(sink.offsets[k]), whole.end());
+      EXPECT_EQ(sink.snapshots[k], final_part) << "reported final at offset " << sink.offsets[k];
+    }
+    for (const LayerSlice& l : model.layers()) {
+      EXPECT_NE(std::find(sink.offsets.begin(), sink.offsets.end(), l.weight_offset), sink.offsets.end())
+          << "the layer at " << l.weight_offset << " is reported";
+    }
+  }
+}
 
 TEST(Loss, MseIsTheTutorialsQuadraticCost) {
   // C = 1/2 ||a - y||^2 per sample, not divided by the number of outputs.

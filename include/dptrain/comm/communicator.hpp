@@ -29,6 +29,7 @@ class Communicator {
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
   int ranks_on_this_node() const { return local_size_; }
+  MPI_Comm handle() const { return comm_; }
 
   // In place, on every rank: the sum over ranks.
   void allreduce_sum(std::span<float> values) const;

@@ -38,6 +38,18 @@ struct LayerSlice {
   std::size_t bias_offset = 0;    // b [out]
 };
 
+// Told by Mlp::backpropagate as parts of the gradient buffer become final.
+// Backprop finishes gradients from the top of the buffer (the last layer)
+// down, so what is final is always a suffix: grads[offset, end).
+class GradientSink {
+ public:
+  virtual ~GradientSink() = default;
+  // grads[offset, end) is final: called after each layer's gradients, and
+  // again with the same offset after its input gradient, for a sink that
+  // has to poll to make progress.
+  virtual void ready_from(std::size_t offset) = 0;
+};
+
 // Activations and deltas for up to max_rows samples, allocated once so that
 // a training step allocates nothing.
 class Workspace {
@@ -76,6 +88,18 @@ class Mlp {
   // into grads (same layout as params) and returns that sum of losses.
   double backward(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
                   std::span<float> grads) const;
+  // backward() in its two halves. output_delta: the loss sum, and the
+  // output layer's delta for it. backpropagate: the gradients from that
+  // delta, reported to `sink` (if any) as they become final.
+  double output_delta(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale) const;
+  void backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink = nullptr) const;
+
+  // Cuts a buffer of `total` floats (the gradients, then total - num_params()
+  // extra values) into buckets of whole layers, each of at least
+  // bucket_floats but the bottom one, from the top down: descending offsets
+  // from total to 0. Whole layers, because a weight-gradient GEMM cut into
+  // blocks of rows may round differently from the whole one.
+  std::vector<std::size_t> bucket_cuts(std::size_t total, std::size_t bucket_floats) const;
 
   ConstMatrix weight(std::span<const float> buffer, std::size_t layer) const;
   std::span<const float> bias(std::span<const float> buffer, std::size_t layer) const;

@@ -25,6 +25,9 @@ struct TrainConfig {
   bool quiet = false;                 // only errors and the final summary on stdout (metrics.jsonl is still written)
   std::int64_t log_every = 0;         // steps between progress lines; 0 = automatic
   std::int64_t profile_steps = 0;     // steps of each rank written as a Chrome trace (--profile)
+  // Gradient allreduce bucket size: buckets are reduced while backprop goes
+  // on. 0 = one blocking allreduce after backprop.
+  std::int64_t bucket_kib = 0;
 
   std::string to_ini() const;  // the training options, not where they came from
 };

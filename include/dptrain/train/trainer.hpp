@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dptrain/comm/communicator.hpp"
+#include "dptrain/comm/gradient_reducer.hpp"
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
@@ -65,6 +66,7 @@ class Trainer {
   std::vector<float> reduce_buffer_;
   std::size_t loss_slot() const { return model_.num_params(); }
   std::size_t stop_slot() const { return model_.num_params() + 1; }
+  GradientReducer reducer_;  // sums reduce_buffer_ over ranks, overlapped with backprop
   std::vector<std::int32_t> batch_labels_;
   std::vector<std::uint32_t> order_;
   std::ofstream metrics_;
