@@ -12,6 +12,7 @@
 #include "dptrain/blas.hpp"
 #include "dptrain/error.hpp"
 #include "dptrain/train/stop_signal.hpp"
+#include "dptrain/util/denormals.hpp"
 #include "dptrain/util/json.hpp"
 #include "dptrain/util/random.hpp"
 #include "dptrain/util/sha256.hpp"
@@ -60,6 +61,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
+  flush_denormals_to_zero();
   comm_.collectively([&] {
     if (config_.batch_size < comm_.size()) {
       throw Error("--batch-size " + std::to_string(config_.batch_size) + " is smaller than the " +

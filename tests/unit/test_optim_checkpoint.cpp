@@ -1,5 +1,6 @@
 // Optimiser rules, schedules, and checkpoints written and read back.
 #include <gtest/gtest.h>
+#include <xmmintrin.h>
 
 #include <cmath>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/optim/schedule.hpp"
 #include "dptrain/optim/sgd.hpp"
+#include "dptrain/util/denormals.hpp"
 #include "dptrain/util/hdf5.hpp"
 #include "test_files.hpp"
 
@@ -38,6 +40,26 @@ TEST(Sgd, MomentumAndWeightDecayFollowTheDocumentedRule) {
       EXPECT_NEAR(sgd.velocity()[0], ref_v, 1e-6);
     }
   }
+}
+
+// A velocity whose gradient stays 0 halves each step; by step 130 it is
+// 2^-130, a subnormal float, unless subnormals are flushed to zero.
+TEST(Sgd, AnUnusedVelocityDecaysToZeroNotIntoSubnormals) {
+  const unsigned saved = _mm_getcsr();
+  for (const bool flush : {false, true}) {
+    if (flush) flush_denormals_to_zero();
+    Sgd sgd(1, SgdSettings{0.5f, 0.0f, false});
+    std::vector<float> w = {0.0f};
+    sgd.step(w, std::vector<float>{1.0f}, 0.0f);
+    for (int i = 0; i < 130; ++i) sgd.step(w, std::vector<float>{0.0f}, 0.0f);
+    const float v = sgd.velocity()[0];
+    if (flush) {
+      EXPECT_EQ(v, 0.0f);
+    } else {
+      EXPECT_EQ(std::fpclassify(v), FP_SUBNORMAL) << v;
+    }
+  }
+  _mm_setcsr(saved);
 }
 
 TEST(Schedule, CosineDecaysToZeroAndWarmupRamps) {
