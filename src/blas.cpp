@@ -42,5 +42,6 @@ void gemv_at_x(ConstMatrix a, std::span<const float> x, std::span<float> y) {
 
 void set_threads(int threads) { openblas_set_num_threads(threads); }
 int threads() { return openblas_get_num_threads(); }
+std::string core_name() { return openblas_get_corename(); }
 
 }  // namespace dptrain::blas

@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
-"""Measures dptrain against the hardware floor, side by side in one run.
+"""Measures dptrain against the hardware floor and against PyTorch, side by side in one run.
 
-For each configuration and rank count: the floor (build/dptrain_floor: sgemm
-on the step's GEMM shapes, the gradient allreduce, the data pass) and dptrain
-itself (epochs after the first; medians). Prints one table and writes JSON.
+For each configuration: the floor (build/dptrain_floor: sgemm on the step's
+GEMM shapes, the gradient allreduce, the data pass), dptrain on 1 and 2 ranks,
+and PyTorch (tools/torch_baseline.py) in one process (all cores; all cores
+with OMP_WAIT_POLICY=passive; one thread) and with DistributedDataParallel
+(gloo) on 2 processes, same global batch, same threads per process. Times are
+medians over the epochs after the first. Then the time to a test accuracy
+(default 98%) on 2 ranks against PyTorch's fastest configuration. Prints the
+tables and writes JSON.
 
   tools/bench.py [--ranks 1 2] [--epochs 4] [--data data/mnist.h5] [--json bench.json] [--only SEED WIDE ...]
-  tools/bench.py --tiny          # a seconds-long run on synthetic data (the harness's own test)
+                 [--coretype SkylakeX] [--no-torch]
+  tools/bench.py --tiny          # a short run on synthetic data (the harness's own test)
 
 Configurations: SEED (784-16-16-10, sigmoid, mse, batch 10, lr 3.0: the
 tutorial's), WIDE (784-1024-1024-10, relu, softmax, cross-entropy, momentum
-0.9, batch 256), MID (784-256-256-10, as jobs/configs/wide.ini: batch 128).
-Standard library only. Not yet here: PyTorch's figures for the same runs.
+0.9, batch 256; on 2 ranks also with the allreduce overlapped with backprop,
+--bucket-kib 1024), MID (784-256-256-10, as jobs/configs/wide.ini: batch 128).
+--coretype sets OPENBLAS_CORETYPE for every process, dptrain's and PyTorch's
+alike (both use OpenBLAS); the tables say which kernels ran.
+PyTorch runs under /usr/bin/python3 (Debian's python3-torch).
 """
 import argparse
 import json
@@ -32,6 +41,13 @@ CONFIGS = {
 }
 TINY = {"TINY": ["--layers", "784,32,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
                  "--lr", "0.1", "--batch-size", "20"]}
+# dptrain's own variants, measured beside the default on more than one rank.
+VARIANTS = {"WIDE": [("overlapped", ["--bucket-kib", "1024"])], "TINY": [("overlapped", ["--bucket-kib", "1"])]}
+# Time to accuracy: jobs/configs/wide.ini's network and schedule, 6 epochs,
+# the recipe the PyTorch calibration figure used.
+TO_ACCURACY = CONFIGS["MID"] + ["--epochs", "6"]
+TORCH_PYTHON = "/usr/bin/python3"
+CORES = os.cpu_count() or 1
 
 
 def option(args, name):
@@ -42,21 +58,40 @@ def mpirun(ranks):
     return ["mpirun", "-np", str(ranks), "--oversubscribe"]
 
 
-def measure(name, args, ranks, epochs, data, samples, scratch, build):
+def environment(extra=None):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    floor = json.loads(subprocess.run(
+    env.pop("OPENBLAS_NUM_THREADS", None)  # each tool sets its own from the cores and ranks
+    env.update(extra or {})
+    return env
+
+
+def after_first(values):
+    return values[1:] or values  # the first epoch warms caches up
+
+
+def floor_of(args, ranks, samples, build):
+    return json.loads(subprocess.run(
         mpirun(ranks) + [os.path.join(build, "dptrain_floor"), "--layers", option(args, "--layers"),
                          "--batch-size", option(args, "--batch-size"), "--samples", str(samples), "--json"],
-        check=True, capture_output=True, text=True, env=env).stdout)
-    run_dir = os.path.join(scratch, f"{name}-{ranks}")
+        check=True, capture_output=True, text=True, env=environment()).stdout)
+
+
+def run_dptrain(args, ranks, epochs, data, run_dir, build):
     subprocess.run(mpirun(ranks) + [os.path.join(build, "dptrain"), "train", "--data", data, "--run-dir", run_dir,
                                     "--epochs", str(epochs), "-q"] + args,
-                   check=True, capture_output=True, text=True, env=env)
+                   check=True, capture_output=True, text=True, env=environment())
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        metrics = [json.loads(line) for line in f][1:] or None  # the first epoch warms caches up
+        return [json.loads(line) for line in f]
+
+
+def measure(name, variant, args, ranks, epochs, data, samples, scratch, build):
+    floor = floor_of(args, ranks, samples, build)
+    metrics = after_first(run_dptrain(args, ranks, epochs, data, os.path.join(scratch, f"{name}-{variant}-{ranks}"),
+                                      build))
     median = lambda key: statistics.median(m[key] for m in metrics)
     epoch = median("epoch_seconds")
-    return {"config": name, "ranks": ranks, "threads_per_rank": floor["threads_per_rank"],
+    return {"config": name, "variant": variant, "ranks": ranks, "threads_per_rank": floor["threads_per_rank"],
+            "openblas_core": floor["openblas_core"],
             "epoch_seconds": epoch, "samples_per_second": median("samples_per_second"), "gflops": median("gflops"),
             "allreduce_ms_per_step": statistics.median(m["phase_ms"]["allreduce"] for m in metrics),
             "step_ms": median("step_ms"), "peak_rss_mb": max(m["peak_rss_mb"] for m in metrics),
@@ -67,11 +102,95 @@ def measure(name, args, ranks, epochs, data, samples, scratch, build):
             "dptrain_over_gemm_floor": epoch / floor["floor_gemm_epoch_seconds"]}
 
 
+def torch_setups(ranks_measured):
+    """(label, processes, threads per process, extra environment)."""
+    setups = [(f"1 proc x {CORES} threads", 1, CORES, {}),
+              (f"1 proc x {CORES} threads, OMP_WAIT_POLICY=passive", 1, CORES, {"OMP_WAIT_POLICY": "passive"})]
+    if CORES > 1:
+        setups.append(("1 proc x 1 thread", 1, 1, {}))
+    for ranks in ranks_measured:
+        if ranks > 1:
+            threads = max(1, CORES // ranks)
+            setups.append((f"DDP {ranks} procs x {threads} thread{'s' if threads > 1 else ''}", ranks, threads, {}))
+    return setups
+
+
+def run_torch(args, procs, threads, extra_env, epochs, data):
+    keep = ["--layers", "--activation", "--output", "--loss", "--lr", "--momentum", "--lr-schedule", "--batch-size"]
+    passed = [x for name in keep if name in args for x in (name, option(args, name))]
+    result = subprocess.run([TORCH_PYTHON, os.path.join(ROOT, "tools", "torch_baseline.py"), "--data", data,
+                             "--epochs", str(epochs), "--threads", str(threads), "--procs", str(procs)] + passed,
+                            check=True, capture_output=True, text=True, env=environment(extra_env))
+    return json.loads(result.stdout)
+
+
+def measure_torch(name, label, procs, threads, extra_env, args, epochs, data, samples):
+    report = run_torch(args, procs, threads, extra_env, epochs, data)
+    seconds = statistics.median(e["seconds"] for e in after_first(report["epochs"]))
+    return {"config": name, "setup": label, "procs": procs, "threads_per_proc": threads, "epoch_seconds": seconds,
+            "samples_per_second": samples / seconds, "peak_rss_mb": report["peak_rss_mb"],
+            "torch": report["torch"]}
+
+
+def time_to(target, epochs):
+    """Training seconds (evaluation excluded) until the first epoch at or above target, or None."""
+    elapsed = 0.0
+    for seconds, accuracy in epochs:
+        elapsed += seconds
+        if accuracy >= target:
+            return elapsed
+    return None
+
+
+def torch_available():
+    probe = subprocess.run([TORCH_PYTHON, "-c", "import torch, h5py"], capture_output=True, text=True)
+    return probe.returncode == 0
+
+
 def tiny_data(folder):
     sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
     os.environ.setdefault("DPTRAIN", ""), os.environ.setdefault("DPTRAIN_SOURCE_DIR", ROOT)
     from common import synthetic_mnist, write_data_h5  # noqa: E402 (needs h5py and numpy)
     return write_data_h5(os.path.join(folder, "tiny.h5"), *synthetic_mnist(400, 100))
+
+
+def fmt(value, spec):
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_tables(report):
+    rows, torch_rows = report["dptrain"], report["pytorch"]
+    print(f"OpenBLAS kernels: {rows[0]['openblas_core']}; {CORES} cores")
+    print("| config | dptrain | ranks x threads | epoch (s) | samples/s | GFLOP/s | allreduce ms/step | peak MB/rank "
+          "| floor epoch (s) | dptrain/floor | dptrain/GEMM floor | PyTorch same shape (s) | dptrain/same "
+          "| PyTorch best (s) | dptrain/best |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['config']} | {r['variant']} | {r['ranks']} x {r['threads_per_rank']} | {r['epoch_seconds']:.3f} | "
+              f"{r['samples_per_second']:.0f} | {r['gflops']:.1f} | {r['allreduce_ms_per_step']:.3f} | "
+              f"{r['peak_rss_mb']:.0f} | {r['floor_epoch_seconds']:.3f} | {r['dptrain_over_floor']:.2f} | "
+              f"{r['dptrain_over_gemm_floor']:.2f} | {fmt(r.get('torch_same_seconds'), '.3f')} | "
+              f"{fmt(r.get('dptrain_over_torch_same'), '.3f')} | {fmt(r.get('torch_best_seconds'), '.3f')} | "
+              f"{fmt(r.get('dptrain_over_torch_best'), '.3f')} |")
+    if torch_rows:
+        print()
+        print("| config | PyTorch setup | epoch (s) | samples/s | peak MB/proc |")
+        print("|---|---|---|---|---|")
+        for t in torch_rows:
+            best = " (best)" if t.get("best") else ""
+            print(f"| {t['config']} | {t['setup']}{best} | {t['epoch_seconds']:.3f} | {t['samples_per_second']:.0f} | "
+                  f"{t['peak_rss_mb']:.0f} |")
+    acc = report.get("time_to_accuracy")
+    if acc:
+        print()
+        print(f"Time to {acc['target']:.1%} test accuracy ({acc['recipe']}), training time without evaluation:")
+        print(f"  dptrain, {acc['dptrain_ranks']} ranks: {fmt(acc['dptrain_seconds'], '.2f')} s "
+              f"(epoch {acc['dptrain_epoch']}); PyTorch, {acc['torch_setup']}: {fmt(acc['torch_seconds'], '.2f')} s "
+              f"(epoch {acc['torch_epoch']}); ratio {fmt(acc['ratio'], '.2f')}")
+
+
+def first_epoch_at(target, accuracies):
+    return next((i + 1 for i, a in enumerate(accuracies) if a >= target), None)
 
 
 def main():
@@ -81,29 +200,78 @@ def main():
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "mnist.h5"))
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS))
-    parser.add_argument("--json", help="write the rows to this file")
-    parser.add_argument("--tiny", action="store_true", help="a seconds-long run on synthetic data")
+    parser.add_argument("--json", help="write the report to this file")
+    parser.add_argument("--tiny", action="store_true", help="a short run on synthetic data")
+    parser.add_argument("--coretype", help="OPENBLAS_CORETYPE for every process (e.g. SkylakeX)")
+    parser.add_argument("--no-torch", action="store_true", help="dptrain and the floor only")
+    parser.add_argument("--target", type=float, default=0.98, help="test accuracy for the time-to-accuracy run")
     args = parser.parse_args()
-    rows = []
+    if args.coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.coretype
+    with_torch = not args.no_torch
+    if with_torch and not torch_available():
+        sys.exit(f"bench.py: {TORCH_PYTHON} cannot import torch and h5py: apt-get install python3-torch "
+                 "python3-h5py, or run with --no-torch")
+    report = {"dptrain": [], "pytorch": []}
     with tempfile.TemporaryDirectory(prefix="dptrain-bench-") as scratch:
         configs = TINY if args.tiny else {k: v for k, v in CONFIGS.items() if not args.only or k in args.only}
         data = tiny_data(scratch) if args.tiny else args.data
         samples = 400 if args.tiny else 60000
+        epochs = max(2, args.epochs)
         for name, config in configs.items():
             for ranks in args.ranks:
-                rows.append(measure(name, config, ranks, max(2, args.epochs), data, samples, scratch, args.build))
-                print(f"done: {name} on {ranks} rank(s)", file=sys.stderr)
-    print("| config | ranks x threads | epoch (s) | samples/s | GFLOP/s | allreduce ms/step | peak MB/rank "
-          "| floor epoch (s) | dptrain/floor | dptrain/GEMM floor |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['config']} | {r['ranks']} x {r['threads_per_rank']} | {r['epoch_seconds']:.3f} | "
-              f"{r['samples_per_second']:.0f} | {r['gflops']:.1f} | {r['allreduce_ms_per_step']:.3f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['floor_epoch_seconds']:.3f} | {r['dptrain_over_floor']:.2f} | "
-              f"{r['dptrain_over_gemm_floor']:.2f} |")
+                variants = [("default", [])] + (VARIANTS.get(name, []) if ranks > 1 else [])
+                for variant, extra in variants:
+                    report["dptrain"].append(measure(name, variant, config + extra, ranks, epochs, data, samples,
+                                                     scratch, args.build))
+                    print(f"done: dptrain {name} {variant} on {ranks} rank(s)", file=sys.stderr)
+            if not with_torch:
+                continue
+            setups = []
+            for label, procs, threads, extra_env in torch_setups(args.ranks):
+                setups.append(measure_torch(name, label, procs, threads, extra_env, config, epochs, data, samples))
+                print(f"done: PyTorch {name} {label}", file=sys.stderr)
+            best = min(setups, key=lambda t: t["epoch_seconds"])
+            best["best"] = True
+            report["pytorch"] += setups
+            for r in report["dptrain"]:
+                if r["config"] != name:
+                    continue
+                same = next((t for t in setups if t["procs"] == r["ranks"]
+                             and t["threads_per_proc"] == r["threads_per_rank"] and "passive" not in t["setup"]), None)
+                if same:
+                    r["torch_same_setup"], r["torch_same_seconds"] = same["setup"], same["epoch_seconds"]
+                    r["dptrain_over_torch_same"] = r["epoch_seconds"] / same["epoch_seconds"]
+                r["torch_best_setup"], r["torch_best_seconds"] = best["setup"], best["epoch_seconds"]
+                r["dptrain_over_torch_best"] = r["epoch_seconds"] / best["epoch_seconds"]
+        if with_torch:
+            report["time_to_accuracy"] = time_to_accuracy(args, data, scratch, report["pytorch"])
+    print_tables(report)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump(report, f, indent=2)
+
+
+def time_to_accuracy(args, data, scratch, torch_rows):
+    """dptrain on 2 ranks against PyTorch in its fastest setup measured for the same network."""
+    recipe = (TINY["TINY"] + ["--epochs", "3"]) if args.tiny else TO_ACCURACY
+    network = "TINY" if args.tiny else "MID"
+    candidates = [t for t in torch_rows if t["config"] == network] or [t for t in torch_rows]
+    fastest = min(candidates, key=lambda t: t["epoch_seconds"])
+    epochs = int(option(recipe, "--epochs"))
+    metrics = run_dptrain(recipe[:-2], 2, epochs, data, os.path.join(scratch, "to-accuracy"), args.build)
+    ours = [(m["epoch_seconds"], m["test_accuracy"]) for m in metrics]
+    extra_env = {"OMP_WAIT_POLICY": "passive"} if "passive" in fastest["setup"] else {}
+    theirs_report = run_torch(recipe[:-2], fastest["procs"], fastest["threads_per_proc"], extra_env, epochs, data)
+    theirs = [(e["seconds"], e["test_accuracy"]) for e in theirs_report["epochs"]]
+    mine_s, their_s = time_to(args.target, ours), time_to(args.target, theirs)
+    print("done: time to accuracy", file=sys.stderr)
+    return {"target": args.target, "recipe": "784-256-256-10 relu, cross-entropy, momentum 0.9, lr 0.05 cosine, "
+            f"batch 128, {epochs} epochs" if not args.tiny else "TINY", "dptrain_ranks": 2,
+            "dptrain_seconds": mine_s, "dptrain_epoch": first_epoch_at(args.target, [a for _, a in ours]),
+            "dptrain_epochs": ours, "torch_setup": fastest["setup"], "torch_seconds": their_s,
+            "torch_epoch": first_epoch_at(args.target, [a for _, a in theirs]), "torch_epochs": theirs,
+            "ratio": mine_s / their_s if mine_s and their_s else None}
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 // batch). From them, the floor time of an epoch. Medians of repeated runs.
 //
 //   mpirun -np 2 build/dptrain_floor --layers 784,1024,1024,10 --batch-size 256 [--samples 60000] [--json]
+//
+// With --allreduce-sweep, instead: MPI_Allreduce of 4 B to 16 MiB of floats,
+// median seconds by size, as JSON (for tools/scaling.py's fit).
 #include <mpi.h>
 
 #include <algorithm>
@@ -54,11 +57,42 @@ std::string argument(int argc, char** argv, const std::string& name, const std::
   return fallback;
 }
 
+// Median seconds of MPI_Allreduce over sizes 4 B, 16 B, ... 16 MiB, every
+// rank timing the same calls; the slowest rank's median is reported.
+void allreduce_sweep(const Communicator& comm) {
+  std::vector<std::int64_t> sizes;
+  std::vector<double> seconds;
+  std::vector<float> buffer = random_floats(std::size_t{1} << 22);
+  for (std::size_t floats = 1; floats <= buffer.size(); floats *= 4) {
+    const int repeats = floats >= (std::size_t{1} << 20) ? 11 : 51;
+    std::vector<double> times;
+    for (int i = 0; i < repeats + 2; ++i) {
+      comm.barrier();
+      const auto start = std::chrono::steady_clock::now();
+      comm.allreduce_sum(std::span<float>(buffer.data(), floats));
+      if (i >= 2) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::nth_element(times.begin(), times.begin() + repeats / 2, times.end());
+    double median = times[static_cast<std::size_t>(repeats / 2)];
+    MPI_Allreduce(MPI_IN_PLACE, &median, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    sizes.push_back(static_cast<std::int64_t>(floats * sizeof(float)));
+    seconds.push_back(median);
+  }
+  if (!comm.is_root()) return;
+  JsonObject report;
+  report.add("ranks", comm.size()).add_raw("bytes", json_array(sizes)).add_raw("seconds", json_array(seconds));
+  std::printf("%s\n", report.str().c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   MpiSession mpi(argc, argv);
   const Communicator comm;
+  if (std::find(argv, argv + argc, std::string("--allreduce-sweep")) != argv + argc) {
+    allreduce_sweep(comm);
+    return 0;
+  }
   const std::vector<int> layers = parse_layers(argument(argc, argv, "--layers", "784,16,16,10"));
   const std::int64_t batch = std::stoll(argument(argc, argv, "--batch-size", "10"));
   const std::int64_t samples = std::stoll(argument(argc, argv, "--samples", "60000"));
@@ -125,7 +159,7 @@ int main(int argc, char** argv) {
   if (!comm.is_root()) return 0;
   JsonObject report;
   report.add("layers", Architecture{layers}.layers_string()).add("batch_size", batch).add("ranks", comm.size());
-  report.add("threads_per_rank", blas::threads()).add("rows_per_rank", rows).add("steps_per_epoch", slicing.steps());
+  report.add("openblas_core", blas::core_name()).add("threads_per_rank", blas::threads()).add("rows_per_rank", rows).add("steps_per_epoch", slicing.steps());
   report.add("gemm_us_per_step", measured[0] * 1e6).add("gemm_gflops_per_rank", flops / measured[0] / 1e9);
   report.add("allreduce_us", measured[1] * 1e6).add("allreduce_bytes", static_cast<std::int64_t>((params + 2) * 4));
   report.add("data_us_per_step", measured[2] * 1e6);
@@ -136,10 +170,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", report.str().c_str());
   } else {
     std::printf(
-        "%s, global batch %lld on %d rank(s) x %d thread(s): per step GEMMs %.1f us (%.1f GFLOP/s per rank), "
+        "%s, global batch %lld on %d rank(s) x %d thread(s) (OpenBLAS %s kernels): per step GEMMs %.1f us (%.1f GFLOP/s per rank), "
         "allreduce of %zu bytes %.1f us, data %.1f us\nfloor per epoch: %.3f s (GEMMs alone %.3f s)\n",
         Architecture{layers}.layers_string().c_str(), static_cast<long long>(batch), comm.size(), blas::threads(),
-        measured[0] * 1e6, flops / measured[0] / 1e9, (params + 2) * 4, measured[1] * 1e6, measured[2] * 1e6,
+        blas::core_name().c_str(), measured[0] * 1e6, flops / measured[0] / 1e9, (params + 2) * 4, measured[1] * 1e6, measured[2] * 1e6,
         steps * (measured[0] + measured[1] + measured[2]), steps * measured[0]);
   }
   return 0;

@@ -9,7 +9,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
 
-DPTRAIN_EXTRA_PACKAGES="python3 python3-h5py python3-numpy python3-matplotlib procps slurm-wlm munge" bash tools/install-deps.sh
+DPTRAIN_EXTRA_PACKAGES="python3 python3-h5py python3-numpy python3-matplotlib python3-torch procps slurm-wlm munge" bash tools/install-deps.sh
 
 # mpirun refuses root without these; the tests launch up to 4 ranks on any core count.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

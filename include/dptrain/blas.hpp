@@ -2,6 +2,7 @@
 // The handful of BLAS calls the network needs, with the shapes spelled out.
 // All matrices are row-major.
 #include <span>
+#include <string>
 
 #include "dptrain/tensor.hpp"
 
@@ -19,5 +20,7 @@ void gemv_at_x(ConstMatrix a, std::span<const float> x, std::span<float> y);
 // Threads OpenBLAS may use in this process.
 void set_threads(int threads);
 int threads();
+// The kernels OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Prescott" = generic SSE3).
+std::string core_name();
 
 }  // namespace dptrain::blas

@@ -162,10 +162,11 @@ void Trainer::prepare_run_dir() {
 Trainer::Outcome Trainer::run() {
   if (comm_.is_root() && !config_.quiet) {
     std::printf(
-        "dptrain: %s, %zu parameters, %d rank%s x %d BLAS thread%s, global batch %lld, "
+        "dptrain: %s, %zu parameters, %d rank%s x %d BLAS thread%s (OpenBLAS %s kernels), global batch %lld, "
         "%lld steps per epoch, %s\n",
         config_.arch.layers_string().c_str(), model_.num_params(), comm_.size(), comm_.size() == 1 ? "" : "s",
-        blas::threads(), blas::threads() == 1 ? "" : "s", static_cast<long long>(config_.batch_size),
+        blas::threads(), blas::threads() == 1 ? "" : "s", blas::core_name().c_str(),
+        static_cast<long long>(config_.batch_size),
         static_cast<long long>(slicing_.steps()),
         progress_.epochs_done > 0 || progress_.step_in_epoch > 0
             ? ("resuming after epoch " + std::to_string(progress_.epochs_done)).c_str()

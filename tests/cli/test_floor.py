@@ -35,12 +35,29 @@ class FloorTest(TempDirTest):
                                  "3", "--json", out], capture_output=True, text=True, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(out) as f:
-            rows = json.load(f)
-        self.assertEqual([(r["config"], r["ranks"]) for r in rows], [("TINY", 1), ("TINY", 2)])
+            report = json.load(f)
+        rows, torch_rows = report["dptrain"], report["pytorch"]
+        self.assertEqual([(r["config"], r["variant"], r["ranks"]) for r in rows],
+                         [("TINY", "default", 1), ("TINY", "default", 2), ("TINY", "overlapped", 2)])
+        self.assertEqual([(t["procs"], t["threads_per_proc"]) for t in torch_rows], [(1, 2), (1, 2), (1, 1), (2, 1)])
+        best = [t for t in torch_rows if t.get("best")]
+        self.assertEqual(len(best), 1)
+        self.assertEqual(best[0]["epoch_seconds"], min(t["epoch_seconds"] for t in torch_rows))
         for r in rows:
             self.assertAlmostEqual(r["dptrain_over_floor"], r["epoch_seconds"] / r["floor_epoch_seconds"])
             self.assertGreater(r["epoch_seconds"], 0)
-        self.assertIn("| TINY | 2 x", result.stdout)
+            self.assertAlmostEqual(r["dptrain_over_torch_best"], r["epoch_seconds"] / best[0]["epoch_seconds"])
+            # compared with PyTorch in the same processes x threads
+            same = [t for t in torch_rows if t["setup"] == r["torch_same_setup"]][0]
+            self.assertEqual((same["procs"], same["threads_per_proc"]), (r["ranks"], r["threads_per_rank"]))
+        accuracy = report["time_to_accuracy"]
+        self.assertEqual(len(accuracy["dptrain_epochs"]), 3)
+        self.assertEqual(len(accuracy["torch_epochs"]), 3)
+        if accuracy["dptrain_seconds"] is not None:
+            reached = accuracy["dptrain_epoch"]
+            self.assertAlmostEqual(accuracy["dptrain_seconds"], sum(s for s, _ in accuracy["dptrain_epochs"][:reached]))
+        self.assertIn("| TINY | overlapped | 2 x", result.stdout)
+        self.assertIn("OpenBLAS kernels: ", result.stdout)
 
     def test_metrics_report_peak_memory_per_rank(self):
         data = write_data_h5(self.path("data.h5"), *synthetic_mnist(200, 40))
