@@ -43,9 +43,9 @@ TINY = {"TINY": ["--layers", "784,32,10", "--activation", "relu", "--output", "s
                  "--lr", "0.1", "--batch-size", "20"]}
 # dptrain's own variants, measured beside the default on more than one rank.
 VARIANTS = {"WIDE": [("overlapped", ["--bucket-kib", "1024"])], "TINY": [("overlapped", ["--bucket-kib", "1"])]}
-# Time to accuracy: jobs/configs/wide.ini's network and schedule, 6 epochs,
-# the recipe the PyTorch calibration figure used.
-TO_ACCURACY = CONFIGS["MID"] + ["--epochs", "6"]
+# Time to accuracy: jobs/configs/wide.ini's network and schedule over 10 epochs
+# (both programs end near 97.9% with 6, so the target would be luck).
+TO_ACCURACY = CONFIGS["MID"] + ["--epochs", "10"]
 TORCH_PYTHON = "/usr/bin/python3"
 CORES = os.cpu_count() or 1
 
