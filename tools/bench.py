@@ -95,6 +95,7 @@ def measure(name, variant, args, ranks, epochs, data, samples, scratch, build):
             "epoch_seconds": epoch, "samples_per_second": median("samples_per_second"), "gflops": median("gflops"),
             "allreduce_ms_per_step": statistics.median(m["phase_ms"]["allreduce"] for m in metrics),
             "step_ms": median("step_ms"), "peak_rss_mb": max(m["peak_rss_mb"] for m in metrics),
+            "phase_ms": {k: statistics.median(m["phase_ms"][k] for m in metrics) for k in metrics[0]["phase_ms"]},
             "floor_epoch_seconds": floor["floor_epoch_seconds"], "floor_gemm_epoch_seconds":
             floor["floor_gemm_epoch_seconds"], "floor_gemm_gflops_per_rank": floor["gemm_gflops_per_rank"],
             "floor_allreduce_ms": floor["allreduce_us"] / 1e3,
