@@ -159,7 +159,10 @@ int main(int argc, char** argv) {
   if (!comm.is_root()) return 0;
   JsonObject report;
   report.add("layers", Architecture{layers}.layers_string()).add("batch_size", batch).add("ranks", comm.size());
-  report.add("openblas_core", blas::core_name()).add("threads_per_rank", blas::threads()).add("rows_per_rank", rows).add("steps_per_epoch", slicing.steps());
+  report.add("openblas_core", blas::core_name())
+      .add("threads_per_rank", blas::threads())
+      .add("rows_per_rank", rows)
+      .add("steps_per_epoch", slicing.steps());
   report.add("gemm_us_per_step", measured[0] * 1e6).add("gemm_gflops_per_rank", flops / measured[0] / 1e9);
   report.add("allreduce_us", measured[1] * 1e6).add("allreduce_bytes", static_cast<std::int64_t>((params + 2) * 4));
   report.add("data_us_per_step", measured[2] * 1e6);
@@ -170,11 +173,12 @@ int main(int argc, char** argv) {
     std::printf("%s\n", report.str().c_str());
   } else {
     std::printf(
-        "%s, global batch %lld on %d rank(s) x %d thread(s) (OpenBLAS %s kernels): per step GEMMs %.1f us (%.1f GFLOP/s per rank), "
+        "%s, global batch %lld on %d rank(s) x %d thread(s) (OpenBLAS %s kernels): per step GEMMs %.1f us (%.1f "
+        "GFLOP/s per rank), "
         "allreduce of %zu bytes %.1f us, data %.1f us\nfloor per epoch: %.3f s (GEMMs alone %.3f s)\n",
         Architecture{layers}.layers_string().c_str(), static_cast<long long>(batch), comm.size(), blas::threads(),
-        blas::core_name().c_str(), measured[0] * 1e6, flops / measured[0] / 1e9, (params + 2) * 4, measured[1] * 1e6, measured[2] * 1e6,
-        steps * (measured[0] + measured[1] + measured[2]), steps * measured[0]);
+        blas::core_name().c_str(), measured[0] * 1e6, flops / measured[0] / 1e9, (params + 2) * 4, measured[1] * 1e6,
+        measured[2] * 1e6, steps * (measured[0] + measured[1] + measured[2]), steps * measured[0]);
   }
   return 0;
 }

@@ -166,8 +166,7 @@ Trainer::Outcome Trainer::run() {
         "%lld steps per epoch, %s\n",
         config_.arch.layers_string().c_str(), model_.num_params(), comm_.size(), comm_.size() == 1 ? "" : "s",
         blas::threads(), blas::threads() == 1 ? "" : "s", blas::core_name().c_str(),
-        static_cast<long long>(config_.batch_size),
-        static_cast<long long>(slicing_.steps()),
+        static_cast<long long>(config_.batch_size), static_cast<long long>(slicing_.steps()),
         progress_.epochs_done > 0 || progress_.step_in_epoch > 0
             ? ("resuming after epoch " + std::to_string(progress_.epochs_done)).c_str()
             : "fresh start");
