@@ -40,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 
+import bench  # tools/bench.py: mpirun, the floor and dptrain runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALGORITHMS = {"ring": 4, "recursive_doubling": 3}  # Open MPI coll_tuned_allreduce_algorithm numbers
 TRANSPORTS = {"shm": "self,vader", "tcp": "self,tcp"}
@@ -103,51 +105,27 @@ def step_seconds(p, rows_per_rank, gradient_bytes, compute, update, fits, cores_
 
 # --- measurements ---------------------------------------------------------------
 
-def mpirun(ranks, extra=()):
-    return ["mpirun", "-np", str(ranks), "--oversubscribe", *extra]
-
-
-def environment():
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    env.pop("OPENBLAS_NUM_THREADS", None)
-    return env
-
-
 def sweep(build, transport, algorithm):
     mca = ["--mca", "btl", TRANSPORTS[transport], "--mca", "coll_tuned_use_dynamic_rules", "1",
            "--mca", "coll_tuned_allreduce_algorithm", str(ALGORITHMS[algorithm])]
-    out = subprocess.run(mpirun(2, mca) + [os.path.join(build, "dptrain_floor"), "--allreduce-sweep"],
-                         check=True, capture_output=True, text=True, env=environment()).stdout
+    out = subprocess.run(bench.mpirun(2) + mca + [os.path.join(build, "dptrain_floor"), "--allreduce-sweep"],
+                         check=True, capture_output=True, text=True, env=bench.environment()).stdout
     return json.loads(out)
 
 
-def gemm_seconds(build, layers, rows, ranks):
-    """Per-step GEMM time at `rows` rows per rank, with `ranks` ranks of one
-    thread busy at once (a full node: they share caches and memory)."""
-    out = subprocess.run(mpirun(ranks) + [os.path.join(build, "dptrain_floor"), "--layers", layers, "--batch-size",
-                                          str(rows * ranks), "--samples", str(rows * ranks), "--repeats", "11",
-                                          "--json"],
-                         check=True, capture_output=True, text=True, env=dict(environment(), OPENBLAS_NUM_THREADS="1"))
-    report = json.loads(out.stdout)
-    return (report["gemm_us_per_step"] + report["data_us_per_step"]) / 1e6
+def floor_at(build, layers, rows, ranks):
+    """The floor report at `rows` rows per rank, with `ranks` ranks busy at
+    once (a full node: they share caches and memory)."""
+    return bench.floor_of(["--layers", layers, "--batch-size", str(rows * ranks)], ranks, rows * ranks, build)
 
 
 def train(build, data, layers, extra, ranks, batch, epochs, run_dir):
-    subprocess.run(mpirun(ranks) + [os.path.join(build, "dptrain"), "train", "--data", data, "--run-dir", run_dir,
-                                    "--layers", layers, "--batch-size", str(batch), "--epochs", str(epochs),
-                                    "--threads", "1", "-q"] + extra,
-                   check=True, capture_output=True, text=True, env=environment())
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        metrics = [json.loads(line) for line in f][1:]
+    args = ["--layers", layers, "--batch-size", str(batch), "--threads", "1"] + extra
+    metrics = bench.after_first(bench.run_dptrain(args, ranks, epochs, data, run_dir, build))
     median = lambda f: statistics.median(f(m) for m in metrics)
     return {"epoch_seconds": median(lambda m: m["epoch_seconds"]),
             "step_ms": median(lambda m: m["step_ms"]),
             "phase_ms": {k: median(lambda m: m["phase_ms"][k]) for k in metrics[0]["phase_ms"]}}
-
-
-def gradient_bytes(layers):
-    sizes = [int(s) for s in layers.split(",")]
-    return 4 * (sum(a * b + b for a, b in zip(sizes, sizes[1:])) + 2)
 
 
 def main():
@@ -169,7 +147,6 @@ def main():
     if args.coretype:
         os.environ["OPENBLAS_CORETYPE"] = args.coretype
     extra = args.train_options.split()
-    n_bytes = gradient_bytes(args.layers)
     cores = args.cores_per_node
 
     # 1. allreduce: fit alpha, beta per transport and algorithm
@@ -189,7 +166,9 @@ def main():
         if args.strong_batch // p >= 1:
             rows_needed.add(args.strong_batch // p)
         p *= 2
-    gemm = {rows: gemm_seconds(args.build, args.layers, rows, cores) for rows in sorted(rows_needed)}
+    floors = {rows: floor_at(args.build, args.layers, rows, cores) for rows in sorted(rows_needed)}
+    gemm = {rows: (f["gemm_us_per_step"] + f["data_us_per_step"]) / 1e6 for rows, f in floors.items()}
+    n_bytes = floors[args.weak_batch]["allreduce_bytes"]  # the gradients and the two values riding with them
     print("done: GEMM times", file=sys.stderr)
 
     # 3. dptrain on a full node (a rank per core) calibrates the overhead
@@ -206,7 +185,9 @@ def main():
     def model_step(p, rows):
         """On a cluster: one rank per core, nodes joined by the network."""
         transport = "shm" if p <= cores else "tcp"
-        return step_seconds(p, rows, n_bytes, compute, update, fits, cores, min(p, cores), transport) + (transport,)
+        step, reduce_s, algorithm = step_seconds(p, rows, n_bytes, compute, update, fits, cores, min(p, cores),
+                                                 transport)
+        return step, reduce_s, algorithm, transport
 
     check = []
     for p in (1, 2, 4):
@@ -224,7 +205,7 @@ def main():
     while p <= args.max_ranks:
         row = {"ranks": p, "nodes": math.ceil(p / cores)}
         if args.strong_batch // p >= 1:
-            step, reduce_s, algorithm, transport = model_step(p, args.strong_batch // p)
+            step = model_step(p, args.strong_batch // p)[0]
             epoch = step * math.ceil(TRAIN_SAMPLES / args.strong_batch)
             row.update(strong_step_ms=step * 1e3, strong_epoch_seconds=epoch, strong_efficiency=strong_1 / (p * epoch))
         step, reduce_s, algorithm, transport = model_step(p, args.weak_batch)
@@ -234,7 +215,7 @@ def main():
         prediction.append(row)
         p *= 2
 
-    print(f"Allreduce fits (2 ranks, 4 B - 16 MiB): alpha = latency per message, beta = per byte")
+    print("Allreduce fits (2 ranks, 4 B - 16 MiB): alpha = latency per message, beta = per byte")
     print("| transport | algorithm | alpha (us) | beta (ns/byte) | GB/s |")
     print("|---|---|---|---|---|")
     for transport, by_algorithm in fits.items():

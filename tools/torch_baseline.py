@@ -103,9 +103,6 @@ def train(rank, args, port, results):
     batch, n = args.batch_size, len(x_train)
     steps = math.ceil(n / batch)
     total_steps = steps * args.epochs
-    # Each process takes the same slice of every global batch that a dptrain rank would.
-    lo = rank * batch // args.procs
-    hi = (rank + 1) * batch // args.procs
     generator = torch.Generator().manual_seed(args.seed)
     epochs = []
     step_count = 0
@@ -120,7 +117,8 @@ def train(rank, args, port, results):
                     group["lr"] = 0.5 * args.lr * (1 + math.cos(math.pi * step_count / total_steps))
             first = step * batch
             size = min(batch, n - first)
-            idx = order[first + lo * size // batch:first + hi * size // batch]
+            # each process takes its own contiguous part of the global batch, as a dptrain rank does
+            idx = order[first + rank * size // args.procs:first + (rank + 1) * size // args.procs]
             optimizer.zero_grad(set_to_none=True)
             loss_of(args, net(x_train[idx]), y_train[idx]).backward()
             optimizer.step()

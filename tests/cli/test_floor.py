@@ -32,7 +32,7 @@ class FloorTest(TempDirTest):
     def test_the_benchmark_harness_runs_end_to_end_on_a_tiny_configuration(self):
         out = self.path("bench.json")
         result = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "bench.py"), "--tiny", "--epochs",
-                                 "3", "--json", out], capture_output=True, text=True, timeout=300)
+                                 "3", "--target", "0.5", "--json", out], capture_output=True, text=True, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(out) as f:
             report = json.load(f)
@@ -53,9 +53,14 @@ class FloorTest(TempDirTest):
         accuracy = report["time_to_accuracy"]
         self.assertEqual(len(accuracy["dptrain_epochs"]), 3)
         self.assertEqual(len(accuracy["torch_epochs"]), 3)
-        if accuracy["dptrain_seconds"] is not None:
-            reached = accuracy["dptrain_epoch"]
-            self.assertAlmostEqual(accuracy["dptrain_seconds"], sum(s for s, _ in accuracy["dptrain_epochs"][:reached]))
+        for who in ("dptrain", "torch"):
+            epochs = accuracy[f"{who}_epochs"]
+            reached = accuracy[f"{who}_epoch"]
+            self.assertIsNotNone(reached, f"{who} reached 50% on the tiny data set")
+            self.assertGreaterEqual(epochs[reached - 1][1], 0.5)
+            self.assertTrue(all(a < 0.5 for _, a in epochs[:reached - 1]), "the first epoch at the target")
+            self.assertAlmostEqual(accuracy[f"{who}_seconds"], sum(s for s, _ in epochs[:reached]))
+        self.assertAlmostEqual(accuracy["ratio"], accuracy["dptrain_seconds"] / accuracy["torch_seconds"])
         self.assertIn("| TINY | overlapped | 2 x", result.stdout)
         self.assertIn("OpenBLAS kernels: ", result.stdout)
 

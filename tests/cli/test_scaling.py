@@ -2,9 +2,12 @@
 the fit recovering the parameters that made a set of timings."""
 import importlib.util
 import os
+import sys
 import unittest
 
 from common import SOURCE_DIR
+
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tools"))  # scaling.py uses bench.py's runners
 
 spec = importlib.util.spec_from_file_location("scaling", os.path.join(SOURCE_DIR, "tools", "scaling.py"))
 scaling = importlib.util.module_from_spec(spec)

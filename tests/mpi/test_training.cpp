@@ -145,6 +145,9 @@ TEST(Overlap, BucketedAllreduceDuringBackpropGivesTheBlockingPathsParameters) {
   const std::vector<float> blocking = params_after(world(), config);
   for (const std::int64_t kib : {1, 4}) {
     config.bucket_kib = kib;
+    const Mlp model(config.arch);  // the trainer's buckets: the gradients and two values, kib * 256 floats
+    ASSERT_EQ(model.bucket_cuts(model.num_params() + 2, static_cast<std::size_t>(kib) * 256).size() - 1,
+              kib == 1 ? 3u : 2u);
     config.run_dir = dir / ("overlapped-" + std::to_string(kib));
     const std::vector<float> overlapped = params_after(world(), config);
     // Two ranks add two numbers, in either order the same float; with more,
