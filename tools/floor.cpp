@@ -100,8 +100,9 @@ int main(int argc, char** argv) {
   const bool json = std::find(argv, argv + argc, std::string("--json")) != argv + argc;
   if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) blas::set_threads(auto_thread_count(comm));
 
-  const BatchSlicing slicing(samples, batch, comm.size());
-  const int rows = static_cast<int>(std::max<std::int64_t>(1, slicing.width(comm.rank())));
+  // The rank's share of a global batch (its rows of a step, to within one).
+  const int rows = static_cast<int>(std::max<std::int64_t>(1, (batch + comm.size() - 1 - comm.rank()) / comm.size()));
+  const std::int64_t steps_per_epoch = (samples + batch - 1) / batch;
   double gemm_seconds = 0.0;
   JsonObject gemms;
   for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
@@ -154,7 +155,7 @@ int main(int argc, char** argv) {
   // Every rank waits for the slowest; rank 0 reports the largest of each.
   double measured[3] = {gemm_seconds, allreduce, data};
   MPI_Allreduce(MPI_IN_PLACE, measured, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  const double steps = static_cast<double>(slicing.steps());
+  const double steps = static_cast<double>(steps_per_epoch);
   const double flops = flops_per_sample(layers) * static_cast<double>(rows);
   if (!comm.is_root()) return 0;
   JsonObject report;
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
   report.add("openblas_core", blas::core_name())
       .add("threads_per_rank", blas::threads())
       .add("rows_per_rank", rows)
-      .add("steps_per_epoch", slicing.steps());
+      .add("steps_per_epoch", steps_per_epoch);
   report.add("gemm_us_per_step", measured[0] * 1e6).add("gemm_gflops_per_rank", flops / measured[0] / 1e9);
   report.add("allreduce_us", measured[1] * 1e6).add("allreduce_bytes", static_cast<std::int64_t>((params + 2) * 4));
   report.add("data_us_per_step", measured[2] * 1e6);

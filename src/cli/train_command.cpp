@@ -47,6 +47,10 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("seed", po::value<std::int64_t>()->default_value(1), "seed of initialisation and shuffling")
       ("shuffle", po::value<bool>()->default_value(true), "shuffle each rank's shard every epoch")
       ("no-shuffle", po::bool_switch(), "same as --shuffle false: batches in file order")
+      ("shards", po::value<std::int64_t>()->default_value(kDefaultShards),
+       "contiguous shards each split is cut into; ranks own whole shards (at least as many as ranks)")
+      ("exact", po::value<bool>()->default_value(false)->implicit_value(true),
+       "exact gradient sums: bit-identical results on any number of ranks (slower; see README)")
       ("run-dir", po::value<std::string>()->default_value(default_run_dir),
        "folder for metrics.jsonl, config.ini and checkpoints/ (default: runs/<UTC time>)")
       ("resume", po::value<std::string>(), "checkpoint to resume from, or 'auto': RUN_DIR/checkpoints/latest.h5 "
@@ -113,6 +117,10 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.epochs >= 1, "epochs", std::to_string(c.epochs), "a whole number >= 1");
   c.seed = get<std::int64_t>(vm, "seed");
   c.shuffle = get<bool>(vm, "shuffle") && !get<bool>(vm, "no-shuffle");
+  c.shards = get<std::int64_t>(vm, "shards");
+  require(c.shards >= 1 && c.shards <= kMaxShards, "shards", std::to_string(c.shards),
+          "a whole number from 1 to " + std::to_string(kMaxShards));
+  c.exact = get<bool>(vm, "exact");
   c.checkpoint_every = get<std::int64_t>(vm, "checkpoint-every");
   require(c.checkpoint_every >= 1, "checkpoint-every", std::to_string(c.checkpoint_every), "a whole number >= 1");
   c.keep_checkpoints = get<std::int64_t>(vm, "keep-checkpoints");

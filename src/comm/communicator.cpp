@@ -48,6 +48,22 @@ void Communicator::broadcast(std::string& text, int root) const {
   MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm_);
 }
 
+std::vector<std::string> Communicator::gather(const std::string& text, int root) const {
+  int length = static_cast<int>(text.size());
+  std::vector<int> lengths(rank_ == root ? static_cast<std::size_t>(size_) : 0);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, comm_);
+  std::vector<int> offsets(lengths.size());
+  std::string all;
+  if (rank_ == root) {
+    for (std::size_t r = 1; r < lengths.size(); ++r) offsets[r] = offsets[r - 1] + lengths[r - 1];
+    all.resize(lengths.empty() ? 0 : static_cast<std::size_t>(offsets.back() + lengths.back()));
+  }
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, root, comm_);
+  std::vector<std::string> texts;
+  for (std::size_t r = 0; r < lengths.size(); ++r) texts.push_back(all.substr(offsets[r], lengths[r]));
+  return texts;
+}
+
 void Communicator::barrier() const { MPI_Barrier(comm_); }
 
 void Communicator::collectively(const std::function<void()>& phase) const {

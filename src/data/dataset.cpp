@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
@@ -49,43 +50,61 @@ SplitDatasets open_split(hid_t file, const std::string& path, const std::string&
   return s;
 }
 
-// Selects rank's shard: the block-cyclic slices of the full batches, then its
-// part of the partial tail batch; whole samples (all trailing dimensions).
-h5::Handle select_shard(hid_t dataset, const BatchSlicing& slicing, int rank) {
+// Selects the rows of `shards` (ascending): one contiguous hyperslab each,
+// whole samples (all trailing dimensions).
+h5::Handle select_rows(hid_t dataset, const std::vector<Shard::Rows>& shards, const std::string& what) {
   h5::Handle space(H5Dget_space(dataset), H5Sclose);
+  if (space.get() < 0) throw Error(what + ": " + h5::last_error());
   const int ndims = H5Sget_simple_extent_ndims(space);
+  if (ndims < 1) throw Error(what + ": " + h5::last_error());
   std::vector<hsize_t> dims(static_cast<std::size_t>(ndims));
-  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  std::vector<hsize_t> start(dims.size(), 0), stride(dims.size(), 1), count(dims.size(), 1), block = dims;
-  H5Sselect_none(space);
-  const auto width = static_cast<hsize_t>(slicing.width(rank));
-  const auto full = static_cast<hsize_t>(slicing.full_batches());
-  if (width > 0 && full > 0) {
-    start[0] = static_cast<hsize_t>(slicing.offset(rank));
-    stride[0] = static_cast<hsize_t>(slicing.batch());
-    count[0] = full;
-    block[0] = width;
-    H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), stride.data(), count.data(), block.data());
+  if (H5Sget_simple_extent_dims(space, dims.data(), nullptr) < 0 || H5Sselect_none(space) < 0) {
+    throw Error(what + ": " + h5::last_error());
   }
-  const auto tail = static_cast<hsize_t>(slicing.local_batch_size(rank, slicing.full_batches()));
-  if (tail > 0) {
-    start[0] = full * static_cast<hsize_t>(slicing.batch()) + static_cast<hsize_t>(slicing.offset(rank));
-    stride[0] = 1;
-    count[0] = 1;
-    block[0] = tail;
-    H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), stride.data(), count.data(), block.data());
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  for (const Shard::Rows& rows : shards) {
+    if (rows.count == 0) continue;
+    start[0] = static_cast<hsize_t>(rows.first);
+    count[0] = static_cast<hsize_t>(rows.count);
+    if (H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), nullptr, count.data(), nullptr) < 0) {
+      throw Error(what + ": " + h5::last_error());
+    }
   }
   return space;
 }
 
-void read_selection(hid_t dataset, hid_t file_space, hid_t mem_type, void* out, std::size_t rows,
+// A collective read (every rank calls it, each with its own selection) whose
+// I/O each rank does for itself: MPI-IO's two-phase "collective buffering"
+// would have aggregator ranks read other ranks' rows and send them on, and a
+// rank's shards are already contiguous byte ranges, so there is nothing to
+// merge. Each rank thus reads exactly its rows from the file.
+h5::Handle collective_transfer(const std::string& what) {
+  h5::Handle xfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  if (xfer.get() < 0 || H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE) < 0 ||
+      H5Pset_dxpl_mpio_collective_opt(xfer, H5FD_MPIO_INDIVIDUAL_IO) < 0) {
+    throw Error(what + ": " + h5::last_error());
+  }
+  return xfer;
+}
+
+void read_selection(hid_t dataset, hid_t file_space, hid_t mem_type, hid_t xfer, void* out, std::size_t rows,
                     std::size_t row_values, const std::string& what) {
   const hsize_t total = rows * row_values;
   h5::Handle mem(H5Screate_simple(1, &total, nullptr), H5Sclose);
-  if (total == 0) H5Sselect_none(mem);
-  if (H5Dread(dataset, mem_type, mem, file_space, H5P_DEFAULT, out) < 0) {
-    throw Error(what + ": " + h5::last_error());
+  if (mem.get() < 0 || (total == 0 && H5Sselect_none(mem) < 0)) throw Error(what + ": " + h5::last_error());
+  if (H5Dread(dataset, mem_type, mem, file_space, xfer, out) < 0) throw Error(what + ": " + h5::last_error());
+}
+
+// Bytes this process has read through read(2) and friends so far (Linux's
+// rchar): what the file system was asked for, whoever asked.
+std::int64_t process_bytes_read() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  std::int64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "rchar:") return value;
   }
+  return 0;
 }
 
 }  // namespace
@@ -110,52 +129,74 @@ std::int64_t split_size(const std::string& path, const std::string& split) {
   return static_cast<std::int64_t>(open_split(file, path, split).image_info.dims[0]);
 }
 
-Shard read_shard(const std::string& path, const std::string& split, const BatchSlicing& slicing, int rank, int inputs,
-                 int classes) {
-  h5::Handle file = h5::open_file(path);
-  SplitDatasets s = open_split(file, path, split);
+std::int64_t Shard::global_index(std::int64_t local) const {
+  for (const Rows& r : rows_) {
+    if (local < r.count) return r.first + local;
+    local -= r.count;
+  }
+  return -1;
+}
+
+Shard read_shards(const std::string& path, const std::string& split, const ShardLayout& layout,
+                  std::span<const std::int64_t> shards, MPI_Comm comm, int inputs, int classes) {
+  const std::int64_t read_before = process_bytes_read();
+  Shard shard;
+  std::size_t features = 0;
   const std::string images = "/" + split + "/images";
   const std::string labels = "/" + split + "/labels";
-  const std::vector<hsize_t> sample_dims(s.image_info.dims.begin() + 1, s.image_info.dims.end());
-  std::size_t features = 1;
-  for (hsize_t d : sample_dims) features *= d;
-  const std::string shape = join(sample_dims, "x");
-  if (features != static_cast<std::size_t>(inputs)) {
-    throw Error(path + ": samples of " + images + " have " + shape + " = " + std::to_string(features) +
-                " values, but the input layer has " + std::to_string(inputs) + " (the first of --layers must be " +
-                std::to_string(features) + ")");
-  }
-  if (static_cast<std::int64_t>(s.image_info.dims[0]) != slicing.samples()) {
-    throw Error(path + ": " + images + " has " + std::to_string(s.image_info.dims[0]) + " samples, expected " +
-                std::to_string(slicing.samples()));
-  }
-
-  Shard shard;
-  shard.features_ = inputs;
-  const auto rows = static_cast<std::size_t>(slicing.shard_size(rank));
-  const std::string reading = path + ": reading " + images;
-  h5::Handle image_space = select_shard(s.images, slicing, rank);
-  if (s.image_info.type_class == H5T_FLOAT) {
-    shard.floats_.resize(rows * features);
-    read_selection(s.images, image_space, H5T_NATIVE_FLOAT, shard.floats_.data(), rows, features, reading);
-    for (std::size_t i = 0; i < shard.floats_.size(); ++i) {
-      if (!std::isfinite(shard.floats_[i])) {
-        throw Error(path + ": " + images + " holds a value that is not finite (sample " +
-                    std::to_string(slicing.global_index(rank, static_cast<std::int64_t>(i / features))) + ")");
-      }
+  // The file's MPI-IO driver refuses to close while datasets are open: the
+  // handles of this block close first.
+  {
+    h5::Handle file = h5::open_file_parallel(path, comm);
+    SplitDatasets s = open_split(file, path, split);
+    const std::vector<hsize_t> sample_dims(s.image_info.dims.begin() + 1, s.image_info.dims.end());
+    features = 1;
+    for (hsize_t d : sample_dims) features *= d;
+    const std::string shape = join(sample_dims, "x");
+    if (features != static_cast<std::size_t>(inputs)) {
+      throw Error(path + ": samples of " + images + " have " + shape + " = " + std::to_string(features) +
+                  " values, but the input layer has " + std::to_string(inputs) + " (the first of --layers must be " +
+                  std::to_string(features) + ")");
     }
-  } else {
-    shard.bytes_.resize(rows * features);
-    read_selection(s.images, image_space, H5T_NATIVE_UINT8, shard.bytes_.data(), rows, features, reading);
+    if (static_cast<std::int64_t>(s.image_info.dims[0]) != layout.samples()) {
+      throw Error(path + ": " + images + " has " + std::to_string(s.image_info.dims[0]) + " samples, expected " +
+                  std::to_string(layout.samples()));
+    }
+
+    shard.features_ = inputs;
+    for (std::int64_t owned : shards) shard.rows_.push_back({layout.first(owned), layout.size(owned)});
+    std::size_t rows = 0;
+    for (const Shard::Rows& r : shard.rows_) rows += static_cast<std::size_t>(r.count);
+    const std::string reading = path + ": reading " + images;
+    const h5::Handle xfer = collective_transfer(reading);
+    h5::Handle image_space = select_rows(s.images, shard.rows_, reading);
+    if (s.image_info.type_class == H5T_FLOAT) {
+      shard.floats_.resize(rows * features);
+      read_selection(s.images, image_space, H5T_NATIVE_FLOAT, xfer, shard.floats_.data(), rows, features, reading);
+    } else {
+      shard.bytes_.resize(rows * features);
+      read_selection(s.images, image_space, H5T_NATIVE_UINT8, xfer, shard.bytes_.data(), rows, features, reading);
+    }
+    shard.labels_.resize(rows);
+    const std::string reading_labels = path + ": reading " + labels;
+    h5::Handle label_space = select_rows(s.labels, shard.rows_, reading_labels);
+    read_selection(s.labels, label_space, H5T_NATIVE_INT32, xfer, shard.labels_.data(), rows, 1, reading_labels);
+    shard.bytes_selected_ =
+        static_cast<std::int64_t>(rows * (features * s.image_info.type_size + s.label_info.type_size));
   }
-  shard.labels_.resize(rows);
-  h5::Handle label_space = select_shard(s.labels, slicing, rank);
-  read_selection(s.labels, label_space, H5T_NATIVE_INT32, shard.labels_.data(), rows, 1, path + ": reading " + labels);
-  for (std::size_t i = 0; i < rows; ++i) {
+  shard.bytes_read_ = process_bytes_read() - read_before;
+
+  for (std::size_t i = 0; i < shard.floats_.size(); ++i) {
+    if (!std::isfinite(shard.floats_[i])) {
+      throw Error(path + ": " + images + " holds a value that is not finite (sample " +
+                  std::to_string(shard.global_index(static_cast<std::int64_t>(i / features))) + ")");
+    }
+  }
+  for (std::size_t i = 0; i < shard.labels_.size(); ++i) {
     const std::int32_t label = shard.labels_[i];
     if (label < 0 || label >= classes) {
       throw Error(path + ": label " + std::to_string(label) + " of sample " +
-                  std::to_string(slicing.global_index(rank, static_cast<std::int64_t>(i))) + " in " + labels +
+                  std::to_string(shard.global_index(static_cast<std::int64_t>(i))) + " in " + labels +
                   " is outside [0, " + std::to_string(classes) + ") (the output layer has " + std::to_string(classes) +
                   " units)");
     }
@@ -192,7 +233,7 @@ void write_mnist_hdf5(const std::string& out, const IdxSource& train_images, con
           const std::string name = source == &images ? "images" : "labels";
           const std::vector<hsize_t> dims(source->array.dims.begin(), source->array.dims.end());
           h5::write_dataset(group, name, H5T_NATIVE_UINT8, H5T_STD_U8LE, dims, source->array.data.data(),
-                            name == "images" ? 1024 : 65536, out);
+                            0, out);
           h5::Handle dataset = h5::open_dataset(group, name, out);
           h5::write_attribute(dataset, "source", std::filesystem::path(source->path).filename().string());
           h5::write_attribute(dataset, "source_sha256", source->array.sha256);

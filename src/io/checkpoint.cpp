@@ -94,6 +94,7 @@ void write_contents(hid_t file, const std::string& path, const Mlp& model, const
   h5::write_attribute(p, "global_step", progress.global_step);
   h5::write_attribute(p, "world_size", progress.world_size);
   h5::write_attribute(p, "batch_size", progress.batch_size);
+  h5::write_attribute(p, "shards", progress.shards);
   h5::write_attribute(p, "seed", progress.seed);
   h5::write_attribute(p, "shuffle", std::int64_t{progress.shuffle});
   h5::write_attribute(p, "data_file", progress.data_file);
@@ -210,6 +211,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.progress.global_step = h5::read_int_attribute(p, "global_step", pw);
   c.progress.world_size = h5::read_int_attribute(p, "world_size", pw);
   c.progress.batch_size = h5::read_int_attribute(p, "batch_size", pw);
+  c.progress.shards = h5::has_attribute(p, "shards") ? h5::read_int_attribute(p, "shards", pw) : 0;
   c.progress.seed = h5::read_int_attribute(p, "seed", pw);
   c.progress.shuffle = h5::read_int_attribute(p, "shuffle", pw) != 0;
   c.progress.data_file = h5::read_string_attribute(p, "data_file", pw);

@@ -102,17 +102,17 @@ std::span<const float> Mlp::bias(std::span<const float> buffer, std::size_t laye
   return buffer.subspan(l.bias_offset, l.out);
 }
 
-ConstMatrix Mlp::forward(Workspace& ws, int rows) const {
+ConstMatrix Mlp::forward(Workspace& ws, int rows, int first_row) const {
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const LayerSlice& l = layers_[i];
-    ConstMatrix x{ws.activations_[i].data(), rows, l.in};
-    Matrix z{ws.activations_[i + 1].data(), rows, l.out};
+    ConstMatrix x{ws.activations_[i].data() + static_cast<std::size_t>(first_row) * l.in, rows, l.in};
+    Matrix z{ws.activations_[i + 1].data() + static_cast<std::size_t>(first_row) * l.out, rows, l.out};
     // Z[rows x out] = X[rows x in] * W^T[in x out]
     blas::gemm_a_bt(x, weight(params_, i), z, 1.0f, 0.0f);
     const bool last = i + 1 == layers_.size();
     add_bias_and_activate(z, bias(params_, i), last ? arch_.output : arch_.hidden);
   }
-  return {ws.activations_.back().data(), rows, arch_.outputs()};
+  return {ws.activations_.back().data() + static_cast<std::size_t>(first_row) * arch_.outputs(), rows, arch_.outputs()};
 }
 
 double Mlp::backward(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
@@ -122,17 +122,20 @@ double Mlp::backward(Workspace& ws, int rows, std::span<const std::int32_t> labe
   return loss;
 }
 
-double Mlp::output_delta(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale) const {
-  ConstMatrix output{ws.activations_.back().data(), rows, arch_.outputs()};
-  Matrix top_delta{ws.deltas_.back().data(), rows, arch_.outputs()};
+double Mlp::output_delta(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
+                         int first_row) const {
+  const std::size_t offset = static_cast<std::size_t>(first_row) * arch_.outputs();
+  ConstMatrix output{ws.activations_.back().data() + offset, rows, arch_.outputs()};
+  Matrix top_delta{ws.deltas_.back().data() + offset, rows, arch_.outputs()};
   return loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta);
 }
 
-void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink) const {
+void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink, int first_row) const {
+  const auto first = static_cast<std::size_t>(first_row);
   for (std::size_t i = layers_.size(); i-- > 0;) {
     const LayerSlice& l = layers_[i];
-    ConstMatrix delta{ws.deltas_[i].data(), rows, l.out};
-    ConstMatrix x{ws.activations_[i].data(), rows, l.in};
+    ConstMatrix delta{ws.deltas_[i].data() + first * l.out, rows, l.out};
+    ConstMatrix x{ws.activations_[i].data() + first * l.in, rows, l.in};
     Matrix grad_w{grads.data() + l.weight_offset, l.out, l.in};
     // dW[out x in] = delta^T[out x rows] * X[rows x in]
     blas::gemm_at_b(delta, x, grad_w, 1.0f, 0.0f);
@@ -140,7 +143,7 @@ void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, Gradien
     blas::gemv_at_x(delta, ws.ones_, grads.subspan(l.bias_offset, l.out));
     if (sink) sink->ready_from(l.weight_offset);
     if (i == 0) break;
-    Matrix below{ws.deltas_[i - 1].data(), rows, l.in};
+    Matrix below{ws.deltas_[i - 1].data() + first * l.in, rows, l.in};
     // dX[rows x in] = delta[rows x out] * W[out x in]
     blas::gemm_a_b(delta, weight(params_, i), below, 1.0f, 0.0f);
     multiply_by_derivative(x, below, arch_.hidden);

@@ -25,6 +25,8 @@ std::string TrainConfig::to_ini() const {
       << "epochs = " << epochs << "\n"
       << "seed = " << seed << "\n"
       << "shuffle = " << (shuffle ? "true" : "false") << "\n"
+      << "shards = " << shards << "\n"
+      << "exact = " << (exact ? "true" : "false") << "\n"
       << "checkpoint-every = " << checkpoint_every << "\n"
       << "keep-checkpoints = " << keep_checkpoints << "\n";
   return ini.str();

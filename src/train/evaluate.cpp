@@ -1,20 +1,29 @@
 #include "dptrain/train/evaluate.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
+#include "dptrain/comm/exact_sum.hpp"
 #include "dptrain/util/random.hpp"
 
 namespace dptrain {
 namespace {
 
-Shard read_contiguous_part(const std::string& data, const std::string& split, const Architecture& arch,
-                           const Communicator& comm) {
-  const std::int64_t samples = split_size(data, split);
-  // One "batch" of the whole split: the slicing cuts it into contiguous parts.
-  const BatchSlicing slicing(samples, std::max<std::int64_t>(1, samples), comm.size());
-  return read_shard(data, split, slicing, comm.rank(), arch.inputs(), arch.outputs());
+Shard read_split_shards(const std::string& data, const std::string& split, const Architecture& arch,
+                        const Communicator& comm, std::int64_t shards) {
+  const ShardLayout layout(split_size(data, split), shards);
+  return read_shards(data, split, layout, layout.owned(comm.rank(), comm.size()), comm.handle(), arch.inputs(),
+                     arch.outputs());
 }
+
+// Per-pass sums, rounded to exact::kStatisticBits, so that the total does not
+// depend on which rank summed which passes.
+struct ExactStatistics {
+  std::int64_t loss = 0;
+  std::int64_t top_probability = 0;
+  std::int64_t refused = 0;
+};
 
 EvalResult empty_result(int classes) {
   EvalResult r;
@@ -25,14 +34,18 @@ EvalResult empty_result(int classes) {
 }
 
 // Adds a pass's outputs to `result`; labels may be empty (unlabelled data).
-void accumulate(const Architecture& arch, ConstMatrix out, std::span<const std::int32_t> labels, EvalResult& result) {
+void accumulate(const Architecture& arch, ConstMatrix out, std::span<const std::int32_t> labels, EvalResult& result,
+                ExactStatistics& sums) {
   std::vector<float> probabilities(static_cast<std::size_t>(out.cols));
-  if (!labels.empty()) result.loss_sum += loss_sum(arch.loss, arch.output, out, labels);
+  if (!labels.empty()) {
+    sums.refused += exact::accumulate(loss_sum(arch.loss, arch.output, out, labels), sums.loss, exact::kStatisticBits);
+  }
+  double top_probability_sum = 0.0;
   for (int r = 0; r < out.rows; ++r) {
     output_probabilities(arch.output, out.row(r), out.cols, probabilities.data());
     const auto top = std::max_element(probabilities.begin(), probabilities.end());
     const int predicted = static_cast<int>(top - probabilities.begin());
-    result.top_probability_sum += *top;
+    top_probability_sum += *top;
     ++result.predicted[static_cast<std::size_t>(predicted)];
     if (!labels.empty()) {
       const int label = labels[static_cast<std::size_t>(r)];
@@ -41,23 +54,26 @@ void accumulate(const Architecture& arch, ConstMatrix out, std::span<const std::
     }
     ++result.total;
   }
+  sums.refused += exact::accumulate(top_probability_sum, sums.top_probability, exact::kStatisticBits);
 }
 
-EvalResult sum_over_ranks(EvalResult local, const Communicator& comm) {
-  std::vector<std::int64_t> counts = {local.correct, local.total};
+// Everything is an integer: one allreduce, and the same bits on any number of ranks.
+EvalResult sum_over_ranks(const EvalResult& local, const ExactStatistics& sums, const Communicator& comm) {
+  std::vector<std::int64_t> counts = {local.correct, local.total, sums.loss, sums.top_probability, sums.refused};
+  constexpr std::ptrdiff_t kFixed = 5;
   counts.insert(counts.end(), local.confusion.begin(), local.confusion.end());
   counts.insert(counts.end(), local.predicted.begin(), local.predicted.end());
   comm.allreduce_sum(std::span<std::int64_t>(counts));
-  double sums[2] = {local.loss_sum, local.top_probability_sum};
-  comm.allreduce_sum(std::span<double>(sums));
   EvalResult total = empty_result(local.classes);
   total.correct = counts[0];
   total.total = counts[1];
-  std::copy_n(counts.begin() + 2, total.confusion.size(), total.confusion.begin());
-  std::copy_n(counts.begin() + 2 + static_cast<std::ptrdiff_t>(total.confusion.size()), total.predicted.size(),
+  // A loss beyond the exact range (or not finite) is reported as infinite, not clamped.
+  total.loss_sum = counts[4] > 0 ? std::numeric_limits<double>::infinity()
+                                 : exact::to_double(counts[2], exact::kStatisticBits);
+  total.top_probability_sum = exact::to_double(counts[3], exact::kStatisticBits);
+  std::copy_n(counts.begin() + kFixed, total.confusion.size(), total.confusion.begin());
+  std::copy_n(counts.begin() + kFixed + static_cast<std::ptrdiff_t>(total.confusion.size()), total.predicted.size(),
               total.predicted.begin());
-  total.loss_sum = sums[0];
-  total.top_probability_sum = sums[1];
   return total;
 }
 
@@ -85,9 +101,9 @@ void output_probabilities(Activation output, const float* row, int classes, floa
 }
 
 Evaluator::Evaluator(const std::string& data, const std::string& split, const Architecture& arch,
-                     const Communicator& comm)
+                     const Communicator& comm, std::int64_t shards)
     : comm_(comm),
-      shard_(read_contiguous_part(data, split, arch, comm)),
+      shard_(read_split_shards(data, split, arch, comm, shards)),
       workspace_(arch, kRowsPerPass),
       labels_(kRowsPerPass),
       all_rows_(static_cast<std::size_t>(shard_.size())) {
@@ -96,23 +112,33 @@ Evaluator::Evaluator(const std::string& data, const std::string& split, const Ar
 
 EvalResult Evaluator::run(const Mlp& model) const {
   EvalResult local = empty_result(model.arch().outputs());
-  for (std::int64_t begin = 0; begin < shard_.size(); begin += kRowsPerPass) {
-    const int rows = static_cast<int>(std::min<std::int64_t>(kRowsPerPass, shard_.size() - begin));
-    const std::span<const std::uint32_t> indices(all_rows_.data() + begin, static_cast<std::size_t>(rows));
-    shard_.gather(indices, workspace_.input(rows), labels_);
-    const ConstMatrix out = model.forward(workspace_, rows);
-    accumulate(model.arch(), out, std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)), local);
+  ExactStatistics sums;
+  std::int64_t shard_begin = 0;
+  for (const Shard::Rows& shard : shard_.rows()) {
+    // Passes start at each shard's first row: the same GEMMs on any number of ranks.
+    for (std::int64_t begin = 0; begin < shard.count; begin += kRowsPerPass) {
+      const int rows = static_cast<int>(std::min<std::int64_t>(kRowsPerPass, shard.count - begin));
+      const std::span<const std::uint32_t> indices(all_rows_.data() + shard_begin + begin,
+                                                   static_cast<std::size_t>(rows));
+      shard_.gather(indices, workspace_.input(rows), labels_);
+      const ConstMatrix out = model.forward(workspace_, rows);
+      accumulate(model.arch(), out, std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)),
+                 local, sums);
+    }
+    shard_begin += shard.count;
   }
-  return sum_over_ranks(std::move(local), comm_);
+  return sum_over_ranks(local, sums, comm_);
 }
 
 EvalResult evaluate_noise(const Mlp& model, std::int64_t count, std::uint64_t seed, const Communicator& comm) {
-  const BatchSlicing slicing(count, std::max<std::int64_t>(1, count), comm.size());
-  const std::int64_t first = slicing.offset(comm.rank());
-  const std::int64_t mine = slicing.shard_size(comm.rank());
+  // One shard per rank.
+  const ShardLayout layout(count, comm.size());
+  const std::int64_t first = layout.first(comm.rank());
+  const std::int64_t mine = layout.size(comm.rank());
   const int rows_per_pass = Evaluator::kRowsPerPass;
   Workspace workspace(model.arch(), rows_per_pass);
   EvalResult local = empty_result(model.arch().outputs());
+  ExactStatistics sums;
   for (std::int64_t begin = 0; begin < mine; begin += rows_per_pass) {
     const int rows = static_cast<int>(std::min<std::int64_t>(rows_per_pass, mine - begin));
     Matrix input = workspace.input(rows);
@@ -120,9 +146,9 @@ EvalResult evaluate_noise(const Mlp& model, std::int64_t count, std::uint64_t se
       Rng rng(seed, purpose::noise, static_cast<std::uint64_t>(first + begin + r));
       for (int c = 0; c < input.cols; ++c) input(r, c) = static_cast<float>(rng.uniform());
     }
-    accumulate(model.arch(), model.forward(workspace, rows), {}, local);
+    accumulate(model.arch(), model.forward(workspace, rows), {}, local, sums);
   }
-  return sum_over_ranks(std::move(local), comm);
+  return sum_over_ranks(local, sums, comm);
 }
 
 }  // namespace dptrain

@@ -3,38 +3,37 @@
 #include <sched.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <numeric>
 #include <thread>
 
 #include "dptrain/blas.hpp"
+#include "dptrain/comm/exact_sum.hpp"
 #include "dptrain/error.hpp"
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/util/denormals.hpp"
 #include "dptrain/util/json.hpp"
-#include "dptrain/util/random.hpp"
-#include "dptrain/util/sha256.hpp"
 #include "dptrain/util/text.hpp"
 
 namespace dptrain {
-namespace fs = std::filesystem;
 namespace {
 
-std::string checkpoint_folder(const TrainConfig& c) { return (fs::path(c.run_dir) / "checkpoints").string(); }
+// A batch whose mean loss per sample is beyond this has exploded, even while
+// it is still finite: a cross-entropy of 1e4 means the right class's logit is
+// 1e4 below the best one (the quadratic cost of a sigmoid output cannot pass
+// 5). Training on would only report a finite, meaningless loss.
+constexpr double kExplodedLossPerSample = 1e4;
 
-std::string epoch_file_name(std::int64_t epoch) {
-  char name[32];
-  std::snprintf(name, sizeof name, "epoch-%04lld.h5", static_cast<long long>(epoch));
-  return name;
-}
-
-// A checkpoint taken part-way through an epoch (on a stop signal).
-std::string step_file_name(std::int64_t global_step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step-%09lld.h5", static_cast<long long>(global_step));
-  return name;
+// The BLAS thread count and the handling of denormals: process-wide state,
+// set once before any computation.
+void configure_process(const Communicator& comm, const TrainConfig& config) {
+  flush_denormals_to_zero();
+  if (config.threads > 0)
+    blas::set_threads(config.threads);
+  else if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+    blas::set_threads(auto_thread_count(comm));
 }
 
 }  // namespace
@@ -52,124 +51,80 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       config_(std::move(config)),
       model_(config_.arch),
       optimizer_(model_.num_params(), config_.optimizer.sgd),
-      slicing_(0, config_.batch_size, comm.size()),
-      // Sized once for this rank's widest batch: the step allocates nothing.
-      workspace_(config_.arch, static_cast<int>(slicing_.width(comm.rank()))),
+      data_(comm_, config_),
+      schedule_(config_.optimizer, data_.batches().steps(), data_.batches().steps() * config_.epochs),
+      run_folder_(comm_, config_),
+      workspace_(config_.arch, std::max(1, data_.batches().max_rows())),
+      batch_samples_(static_cast<std::size_t>(workspace_.max_rows())),
+      batch_labels_(batch_samples_.size()),
+      micro_batches_(static_cast<std::size_t>(data_.batches().max_micro_batches())),
       reduce_buffer_(model_.num_params() + 2),
       reducer_(comm, reduce_buffer_,
                model_.bucket_cuts(reduce_buffer_.size(), static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
-      batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))),
+      exact_buffer_(config_.exact ? model_.num_params() + 3 : 0),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
-  flush_denormals_to_zero();
-  comm_.collectively([&] {
-    if (config_.batch_size < comm_.size()) {
-      throw Error("--batch-size " + std::to_string(config_.batch_size) + " is smaller than the " +
-                  std::to_string(comm_.size()) + " ranks: every rank needs at least one sample of each batch");
-    }
-    if (config_.threads > 0)
-      blas::set_threads(config_.threads);
-    else if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
-      blas::set_threads(auto_thread_count(comm_));
-
-    const std::int64_t samples = split_size(config_.data, "train");
-    if (samples < config_.batch_size) {
-      throw Error(config_.data + ": /train holds " + std::to_string(samples) + " samples, fewer than --batch-size " +
-                  std::to_string(config_.batch_size));
-    }
-    slicing_ = BatchSlicing(samples, config_.batch_size, comm_.size());
-    shard_ = read_shard(config_.data, "train", slicing_, comm_.rank(), config_.arch.inputs(), config_.arch.outputs());
-    evaluator_.emplace(config_.data, "test", config_.arch, comm_);
-    order_.resize(static_cast<std::size_t>(shard_.size()));
-  });
-
-  std::string data_sha256;
-  comm_.collectively([&] {
-    if (comm_.is_root()) data_sha256 = sha256_of_file(config_.data);
-  });
-  comm_.broadcast(data_sha256);
+  comm_.collectively([&] { configure_process(comm_, config_); });
 
   progress_.world_size = comm_.size();
   progress_.batch_size = config_.batch_size;
+  progress_.shards = config_.shards;
   progress_.seed = config_.seed;
   progress_.shuffle = config_.shuffle;
   progress_.data_file = config_.data;
-  progress_.data_sha256 = data_sha256;
-
+  progress_.data_sha256 = data_.sha256();
   comm_.collectively([&] {
-    if (!resume) {
+    if (resume)
+      restore(*resume);
+    else
       model_.initialize(static_cast<std::uint64_t>(config_.seed));
-      return;
-    }
-    if (resume->progress.data_sha256 != data_sha256) {
-      throw Error(config_.data + ": its SHA-256 " + data_sha256.substr(0, 16) +
-                  "... differs from the data the checkpoint was trained on (" +
-                  resume->progress.data_sha256.substr(0, 16) + "..., " + resume->progress.data_file + ")");
-    }
-    std::copy(resume->params.begin(), resume->params.end(), model_.params().begin());
-    if (!optimizer_.velocity().empty() && !resume->velocity.empty()) {
-      std::copy(resume->velocity.begin(), resume->velocity.end(), optimizer_.velocity().begin());
-    }
-    progress_.epochs_done = resume->progress.epochs_done;
-    progress_.global_step = resume->progress.global_step;
-    // A changed batch size moves the batch boundaries: a half-done epoch restarts then.
-    const bool same_batches = resume->progress.batch_size == config_.batch_size;
-    progress_.step_in_epoch = same_batches ? resume->progress.step_in_epoch : 0;
-    if (same_batches) {
-      progress_.epoch_loss_sum = resume->progress.epoch_loss_sum;
-      progress_.epoch_seconds = resume->progress.epoch_seconds;
-    }
   });
 
-  schedule_.kind = config_.optimizer.schedule;
-  schedule_.base_lr = config_.optimizer.lr;
-  schedule_.steps_per_epoch = slicing_.steps();
-  schedule_.total_steps = slicing_.steps() * config_.epochs;
-  schedule_.warmup_epochs = config_.optimizer.warmup_epochs;
-  schedule_.step_epochs = config_.optimizer.lr_step_epochs;
-  schedule_.gamma = config_.optimizer.lr_gamma;
-
-  comm_.collectively([&] { prepare_run_dir(); });
-  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, slicing_.steps());
+  run_folder_.prepare();
+  const std::string data_report = data_.report_json();
+  run_folder_.write_text("data.json", data_report + "\n");
+  progress_line_ =
+      ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, data_.batches().steps());
 }
 
-// Every rank writes its own trace: RUN_DIR/profile/rank-R.json.
-void Trainer::write_profile() {
-  if (!timer_.profiling()) return;
-  comm_.collectively([&] {
-    const fs::path folder = fs::path(config_.run_dir) / "profile";
-    fs::create_directories(folder);
-    const std::string path = (folder / ("rank-" + std::to_string(comm_.rank()) + ".json")).string();
-    std::ofstream out(path);
-    out << timer_.chrome_trace(comm_.rank()) << std::flush;
-    if (!out) throw Error(path + ": cannot write the profile");
-  });
-}
-
-void Trainer::prepare_run_dir() {
-  if (!comm_.is_root()) return;
-  fs::create_directories(checkpoint_folder(config_));
-  remove_stale_temporaries(checkpoint_folder(config_));
-  const std::string config_path = (fs::path(config_.run_dir) / "config.ini").string();
-  std::ofstream config_file(config_path);
-  config_file << config_.to_ini() << std::flush;
-  if (!config_file) throw Error(config_path + ": cannot write");
-  const std::string metrics_path = (fs::path(config_.run_dir) / "metrics.jsonl").string();
-  metrics_.open(metrics_path, std::ios::app);
-  if (!metrics_) throw Error(metrics_path + ": cannot open for writing");
+void Trainer::restore(const Checkpoint& checkpoint) {
+  if (checkpoint.progress.data_sha256 != data_.sha256()) {
+    throw Error(config_.data + ": its SHA-256 " + data_.sha256().substr(0, 16) +
+                "... differs from the data the checkpoint was trained on (" +
+                checkpoint.progress.data_sha256.substr(0, 16) + "..., " + checkpoint.progress.data_file + ")");
+  }
+  std::copy(checkpoint.params.begin(), checkpoint.params.end(), model_.params().begin());
+  if (!optimizer_.velocity().empty() && !checkpoint.velocity.empty()) {
+    std::copy(checkpoint.velocity.begin(), checkpoint.velocity.end(), optimizer_.velocity().begin());
+  }
+  progress_.epochs_done = checkpoint.progress.epochs_done;
+  progress_.global_step = checkpoint.progress.global_step;
+  // The batches of an epoch are a function of (seed, epoch, step, shards,
+  // batch size) alone: with the same shards and batch size, a half-done epoch
+  // continues exactly, on any number of ranks. Otherwise it restarts.
+  const bool same_batches = checkpoint.progress.batch_size == config_.batch_size &&
+                            checkpoint.progress.shards == config_.shards &&
+                            checkpoint.progress.seed == config_.seed && checkpoint.progress.shuffle == config_.shuffle;
+  progress_.step_in_epoch = same_batches ? checkpoint.progress.step_in_epoch : 0;
+  if (same_batches) {
+    progress_.epoch_loss_sum = checkpoint.progress.epoch_loss_sum;
+    progress_.epoch_seconds = checkpoint.progress.epoch_seconds;
+  }
 }
 
 Trainer::Outcome Trainer::run() {
   if (comm_.is_root() && !config_.quiet) {
     std::printf(
         "dptrain: %s, %zu parameters, %d rank%s x %d BLAS thread%s (OpenBLAS %s kernels), global batch %lld, "
-        "%lld steps per epoch, %s\n",
+        "%lld steps per epoch, %s%s\n",
         config_.arch.layers_string().c_str(), model_.num_params(), comm_.size(), comm_.size() == 1 ? "" : "s",
         blas::threads(), blas::threads() == 1 ? "" : "s", blas::core_name().c_str(),
-        static_cast<long long>(config_.batch_size), static_cast<long long>(slicing_.steps()),
+        static_cast<long long>(config_.batch_size), static_cast<long long>(data_.batches().steps()),
+        config_.exact ? "exact sums, " : "",
         progress_.epochs_done > 0 || progress_.step_in_epoch > 0
             ? ("resuming after epoch " + std::to_string(progress_.epochs_done)).c_str()
             : "fresh start");
+    std::printf("dptrain: data: %s\n", data_.summary().c_str());
     std::fflush(stdout);
   }
   if (progress_.epochs_done >= config_.epochs && comm_.is_root() && !config_.quiet) {
@@ -182,22 +137,23 @@ Trainer::Outcome Trainer::run() {
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     progress_.epoch_seconds += elapsed.count();
     if (!completed) {
-      const std::string name = step_file_name(progress_.global_step);
-      save_checkpoint(name);
+      check_parameters(epoch);
+      const std::string name = RunFolder::step_checkpoint_name(progress_.global_step);
+      run_folder_.save_checkpoint(name, model_, optimizer_, progress_);
       if (comm_.is_root()) {
         std::printf(
-            "dptrain: stopped by a signal after step %lld (epoch %lld); checkpoint %s; "
+            "dptrain: stopped by a signal after step %lld (epoch %lld); checkpoint %s/%s; "
             "continue with --resume auto\n",
             static_cast<long long>(progress_.global_step), static_cast<long long>(epoch),
-            (fs::path(checkpoint_folder(config_)) / name).c_str());
+            run_folder_.checkpoint_folder().c_str(), name.c_str());
         std::fflush(stdout);
       }
-      write_profile();
+      if (timer_.profiling()) run_folder_.write_profile(timer_.chrome_trace(comm_.rank()));
       return Outcome::stopped;
     }
     finish_epoch(epoch, progress_.epoch_seconds);
   }
-  write_profile();
+  if (timer_.profiling()) run_folder_.write_profile(timer_.chrome_trace(comm_.rank()));
   if (comm_.is_root() && last_test_.total > 0) {
     std::printf("dptrain: done after epoch %lld: test accuracy %.4f, test loss %.5f\n",
                 static_cast<long long>(config_.epochs), last_test_.accuracy(), last_test_.mean_loss());
@@ -206,28 +162,18 @@ Trainer::Outcome Trainer::run() {
   return Outcome::finished;
 }
 
-// This rank's sample order for the epoch: its shard, shuffled by a pure
-// function of (seed, epoch, rank), so that a resumed run draws the same.
-std::vector<std::uint32_t>& Trainer::epoch_order(std::int64_t epoch) {
-  std::iota(order_.begin(), order_.end(), 0u);
-  if (config_.shuffle) {
-    Rng rng(static_cast<std::uint64_t>(config_.seed), purpose::epoch_order, static_cast<std::uint64_t>(epoch),
-            static_cast<std::uint64_t>(comm_.rank()));
-    shuffle(order_, rng);
-  }
-  return order_;
-}
-
 bool Trainer::train_epoch(std::int64_t epoch) {
-  const std::vector<std::uint32_t>& order = epoch_order(epoch);
+  RankBatches& batches = data_.batches();
+  batches.start_epoch(static_cast<std::uint64_t>(config_.seed), epoch, config_.shuffle);
   progress_line_.start_epoch();
   timer_.reset_epoch();
-  while (progress_.step_in_epoch < slicing_.steps()) {
+  while (progress_.step_in_epoch < batches.steps()) {
     const std::int64_t step = progress_.step_in_epoch;
-    const bool stop = train_step(epoch, step, order);
+    const bool stop = train_step(epoch);
     ++progress_.step_in_epoch;
-    progress_line_.after_step(epoch, config_.epochs, step, std::min(slicing_.samples(), (step + 1) * slicing_.batch()),
-                              slicing_.samples(), progress_.epoch_loss_sum);
+    progress_line_.after_step(epoch, config_.epochs, step,
+                              std::min(batches.layout().samples(), (step + 1) * batches.batch()),
+                              batches.layout().samples(), progress_.epoch_loss_sum);
     if (stop) return false;
   }
   progress_line_.end_epoch();
@@ -235,54 +181,123 @@ bool Trainer::train_epoch(std::int64_t epoch) {
 }
 
 // Returns whether any rank was asked to stop (the step itself is complete).
-bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order) {
-  const int rank = comm_.rank();
-  const int rows = static_cast<int>(slicing_.local_batch_size(rank, step));
-  const auto first = static_cast<std::size_t>(step * slicing_.width(rank));
-  const auto global_rows = static_cast<float>(slicing_.global_batch_size(step));
+bool Trainer::train_step(std::int64_t epoch) {
+  const std::int64_t step = progress_.step_in_epoch;
   const std::span<float> grads(reduce_buffer_.data(), model_.num_params());
 
   timer_.begin_step();
-  shard_.gather(order.subspan(first, static_cast<std::size_t>(rows)), workspace_.input(rows), batch_labels_);
+  const int rows = data_.batches().step_rows(step, batch_samples_, micro_batches_, micro_batch_count_);
+  data_.train().gather(std::span(batch_samples_).first(static_cast<std::size_t>(rows)), workspace_.input(rows),
+                       batch_labels_);
   timer_.end_phase(Phase::data);
-  model_.forward(workspace_, rows);
-  timer_.end_phase(Phase::forward);
-  // The loss and stop flag ride in the top bucket, the first to be reduced.
-  reduce_buffer_[loss_slot()] =
-      static_cast<float>(model_.output_delta(workspace_, rows, batch_labels_, 1.0f / global_rows));
-  reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
-  reducer_.begin_step();
-  model_.backpropagate(workspace_, rows, grads, &reducer_);
-  timer_.end_phase(Phase::backward);
-  reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
-  timer_.end_phase(Phase::allreduce);
+  const double batch_loss = config_.exact ? sum_gradients_exact(grads, step) : sum_gradients_fast(rows, grads);
+  const bool stop_asked =
+      config_.exact ? exact_buffer_[stop_slot()] > 0 : reduce_buffer_[stop_slot()] > 0.0f;
 
-  const float batch_loss = reduce_buffer_[loss_slot()];
-  if (!std::isfinite(batch_loss)) {
-    throw CollectiveError("training diverged: the loss became " +
-                          std::string(std::isnan(batch_loss) ? "NaN" : "infinite") + " at epoch " +
-                          std::to_string(epoch) + ", step " + std::to_string(progress_.global_step + 1) + " (lr " +
-                          format_number(schedule_.lr_at(progress_.global_step)) +
-                          "); try a smaller --lr. The last good checkpoint is kept in " + checkpoint_folder(config_));
-  }
+  check_loss(batch_loss, epoch);
   optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
   timer_.end_phase(Phase::update);
   progress_.epoch_loss_sum += batch_loss;
   ++progress_.global_step;
   if (step_observer_) step_observer_(*this);
-  return reduce_buffer_[stop_slot()] > 0.0f;
+  return stop_asked;
+}
+
+// All of the rank's rows in one pass, and a float allreduce (overlapped with
+// backprop when --bucket-kib asks). Results match other rank counts to
+// round-off: the GEMMs and the sums group the rows differently.
+double Trainer::sum_gradients_fast(int rows, std::span<float> grads) {
+  const auto global_rows = static_cast<float>(data_.batches().global_batch_size(progress_.step_in_epoch));
+  double loss = 0.0;
+  if (rows > 0) {
+    model_.forward(workspace_, rows);
+    loss = model_.output_delta(workspace_, rows, batch_labels_, 1.0f / global_rows);
+  } else {
+    std::fill(grads.begin(), grads.end(), 0.0f);  // a step with no rows of this rank's shards
+  }
+  timer_.end_phase(Phase::forward);
+  // The loss and stop flag ride in the top bucket, the first to be reduced.
+  reduce_buffer_[loss_slot()] = static_cast<float>(loss);
+  reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
+  reducer_.begin_step();
+  if (rows > 0) model_.backpropagate(workspace_, rows, grads, &reducer_);
+  timer_.end_phase(Phase::backward);
+  reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
+  timer_.end_phase(Phase::allreduce);
+  return reduce_buffer_[loss_slot()];
+}
+
+// Bit-identical on any number of ranks. Invariant: every value that is
+// summed is a function of one micro-batch (one shard's rows of the step,
+// data/sharding.hpp), computed by GEMM calls on exactly those rows, and every
+// sum over micro-batches is an integer sum (comm/exact_sum.hpp), so neither
+// which rank holds a micro-batch nor the order MPI adds ranks in changes a bit.
+double Trainer::sum_gradients_exact(std::span<float> grads, std::int64_t step) {
+  const auto global_rows = static_cast<float>(data_.batches().global_batch_size(step));
+  const std::span<std::int64_t> grad_sums(exact_buffer_.data(), model_.num_params());
+  std::fill(exact_buffer_.begin(), exact_buffer_.end(), 0);
+  std::int64_t refused = 0;
+  for (int m = 0; m < micro_batch_count_; ++m) {
+    const MicroBatch& micro = micro_batches_[static_cast<std::size_t>(m)];
+    model_.forward(workspace_, micro.rows, micro.first_row);
+    const double loss =
+        model_.output_delta(workspace_, micro.rows, std::span(batch_labels_).subspan(micro.first_row),
+                            1.0f / global_rows, micro.first_row);
+    // grads serves as the micro-batch's scratch; the sum replaces it below.
+    model_.backpropagate(workspace_, micro.rows, grads, nullptr, micro.first_row);
+    refused += exact::accumulate(grads, grad_sums, exact::kGradientBits);
+    refused += exact::accumulate(loss, exact_buffer_[loss_slot()], exact::kStatisticBits);
+  }
+  timer_.end_phase(Phase::backward);
+  exact_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1 : 0;
+  exact_buffer_[refused_slot()] = refused;
+  comm_.allreduce_sum(std::span<std::int64_t>(exact_buffer_));
+  timer_.end_phase(Phase::allreduce);
+  exact::to_floats(grad_sums, grads, exact::kGradientBits);
+  if (exact_buffer_[refused_slot()] > 0) return std::numeric_limits<double>::infinity();
+  return exact::to_double(exact_buffer_[loss_slot()], exact::kStatisticBits);
+}
+
+// Every rank holds the same reduced loss, so every rank throws the same error
+// at the same step: a collective decision without a collective.
+void Trainer::check_loss(double batch_loss, std::int64_t epoch) const {
+  const double samples = static_cast<double>(data_.batches().global_batch_size(progress_.step_in_epoch));
+  const bool finite = std::isfinite(batch_loss);
+  if (finite && batch_loss <= kExplodedLossPerSample * samples) return;
+  const std::string what = finite ? "exploded to " + format_number(batch_loss / samples) + " per sample"
+                           : std::isnan(batch_loss) ? "became NaN"
+                                                    : "became infinite";
+  throw CollectiveError("training diverged: the loss " + what + " at epoch " + std::to_string(epoch) + ", step " +
+                        std::to_string(progress_.global_step + 1) + " (lr " +
+                        format_number(schedule_.lr_at(progress_.global_step)) +
+                        "); try a smaller --lr. The last good checkpoint is kept in " +
+                        run_folder_.checkpoint_folder());
+}
+
+// Before anything is evaluated or saved: a parameter that is not finite
+// stops the run on every rank (they all hold the same parameters).
+void Trainer::check_parameters(std::int64_t epoch) const {
+  const auto params = model_.params();
+  const auto bad = std::find_if(params.begin(), params.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == params.end()) return;
+  throw CollectiveError("training diverged: parameter " + std::to_string(bad - params.begin()) + " became " +
+                        (std::isnan(*bad) ? "NaN" : "infinite") + " in epoch " + std::to_string(epoch) +
+                        "; try a smaller --lr. The last good checkpoint is kept in " +
+                        run_folder_.checkpoint_folder());
 }
 
 void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
+  check_parameters(epoch);
   progress_.epochs_done = epoch;
   progress_.step_in_epoch = 0;
-  const EvalResult test = evaluator_->run(model_);
+  const EvalResult test = data_.test().run(model_);
   last_test_ = test;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const double peak_rss_mb = static_cast<double>(comm_.max(usage.ru_maxrss)) / 1024.0;  // the largest rank
-  const double train_loss = progress_.epoch_loss_sum / static_cast<double>(slicing_.samples());
-  const double samples_per_second = static_cast<double>(slicing_.samples()) / seconds;
+  const std::int64_t samples = data_.batches().layout().samples();
+  const double train_loss = progress_.epoch_loss_sum / static_cast<double>(samples);
+  const double samples_per_second = static_cast<double>(samples) / seconds;
   const double gflops = flops_per_sample(config_.arch.layers) * samples_per_second / 1e9;
   const double steps = static_cast<double>(std::max<std::int64_t>(1, timer_.epoch_steps()));
   JsonObject phases;
@@ -296,41 +311,29 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
     std::snprintf(part, sizeof part, " %s %.3f", phase_name(static_cast<Phase>(p)), ms);
     phase_text += part;
   }
-  comm_.collectively([&] {
-    if (!comm_.is_root()) return;
-    if (!config_.quiet)
-      std::printf(
-          "epoch %3lld/%lld  step %8lld  train_loss %.5f  test_loss %.5f  test_acc %.4f  %7.2f s  %9.0f samples/s  "
-          "%6.2f GFLOP/s  ms/step:%s\n",
-          static_cast<long long>(epoch), static_cast<long long>(config_.epochs),
-          static_cast<long long>(progress_.global_step), train_loss, test.mean_loss(), test.accuracy(), seconds,
-          samples_per_second, gflops, phase_text.c_str());
+  if (comm_.is_root() && !config_.quiet) {
+    std::printf(
+        "epoch %3lld/%lld  step %8lld  train_loss %.5f  test_loss %.5f  test_acc %.4f  %7.2f s  %9.0f samples/s  "
+        "%6.2f GFLOP/s  ms/step:%s\n",
+        static_cast<long long>(epoch), static_cast<long long>(config_.epochs),
+        static_cast<long long>(progress_.global_step), train_loss, test.mean_loss(), test.accuracy(), seconds,
+        samples_per_second, gflops, phase_text.c_str());
     std::fflush(stdout);
-    JsonObject line;
-    line.add("epoch", epoch).add("step", progress_.global_step);
-    line.add("lr", schedule_.lr_at(std::max<std::int64_t>(0, progress_.global_step - 1)));
-    line.add("train_loss", train_loss).add("test_loss", test.mean_loss()).add("test_accuracy", test.accuracy());
-    line.add("test_correct", test.correct).add("test_total", test.total);
-    line.add("epoch_seconds", seconds).add("samples_per_second", samples_per_second).add("gflops", gflops);
-    line.add("step_ms", step_ms).add("phase_ms", phases).add("peak_rss_mb", peak_rss_mb);
-    line.add("world_size", comm_.size());
-    metrics_ << line.str() << "\n" << std::flush;
-    if (!metrics_) throw Error((fs::path(config_.run_dir) / "metrics.jsonl").string() + ": write failed");
-  });
+  }
+  JsonObject line;
+  line.add("epoch", epoch).add("step", progress_.global_step);
+  line.add("lr", schedule_.lr_at(std::max<std::int64_t>(0, progress_.global_step - 1)));
+  line.add("train_loss", train_loss).add("test_loss", test.mean_loss()).add("test_accuracy", test.accuracy());
+  line.add("test_correct", test.correct).add("test_total", test.total);
+  line.add("epoch_seconds", seconds).add("samples_per_second", samples_per_second).add("gflops", gflops);
+  line.add("step_ms", step_ms).add("phase_ms", phases).add("peak_rss_mb", peak_rss_mb);
+  line.add("world_size", comm_.size());
+  run_folder_.append_metrics(line.str());
   progress_.epoch_loss_sum = 0.0;
   progress_.epoch_seconds = 0.0;
-  if (epoch % config_.checkpoint_every == 0 || epoch == config_.epochs) save_checkpoint(epoch_file_name(epoch));
-}
-
-void Trainer::save_checkpoint(const std::string& name) {
-  comm_.collectively([&] {
-    if (!comm_.is_root()) return;
-    const std::string folder = checkpoint_folder(config_);
-    write_checkpoint((fs::path(folder) / name).string(), model_, optimizer_, config_.optimizer, progress_,
-                     config_.to_ini());
-    point_link_atomically((fs::path(folder) / "latest.h5").string(), name);
-    prune_checkpoints(folder, config_.keep_checkpoints);
-  });
+  if (epoch % config_.checkpoint_every == 0 || epoch == config_.epochs) {
+    run_folder_.save_checkpoint(RunFolder::epoch_checkpoint_name(epoch), model_, optimizer_, progress_);
+  }
 }
 
 }  // namespace dptrain

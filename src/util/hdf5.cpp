@@ -79,6 +79,12 @@ Handle open_file(const std::string& path) {
   return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), path + ": cannot open as HDF5"), H5Fclose};
 }
 
+Handle open_file_parallel(const std::string& path, MPI_Comm comm) {
+  const Handle fapl = unlocked_access(path);
+  check_status(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), path + ": cannot set up MPI-IO");
+  return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), path + ": cannot open as HDF5"), H5Fclose};
+}
+
 Handle create_file(const std::string& path) {
   const Handle fapl = unlocked_access(path);
   return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), path + ": cannot create HDF5 file"),

@@ -32,12 +32,15 @@ namespace {
 TEST(TrainingStep, AllocatesNothing) {
   const Communicator world(MPI_COMM_WORLD);
   const Communicator self(MPI_COMM_SELF);
-  // Each rank trains alone on its own files, so no rank waits on another's disk.
+  // One data file that every rank opens (MPI-IO opens a file collectively);
+  // rank 0 writes it, and each rank keeps its own run folder.
   TempDir dir;
-  SyntheticSplit train = make_split(230, 8, 3, 1);
-  write_synthetic_hdf5(dir / "data.h5", train, make_split(20, 8, 3, 2));
+  std::string data = dir / "data.h5";
+  if (world.is_root()) write_synthetic_hdf5(data, make_split(230, 8, 3, 1), make_split(20, 8, 3, 2));
+  world.broadcast(data);
   TrainConfig config;
-  config.data = dir / "data.h5";
+  config.data = data;
+  config.shards = 12;
   config.arch = Architecture{{8, 60, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};  // 2 KiB
   config.optimizer.sgd.momentum = 0.9f;
   config.optimizer.schedule = ScheduleKind::cosine;
@@ -46,9 +49,12 @@ TEST(TrainingStep, AllocatesNothing) {
   config.run_dir = dir / "run";
   config.threads = 1;
   config.quiet = true;
-  // The world twice: with one blocking allreduce and with buckets reduced during backprop.
-  for (const auto& [comm, bucket_kib] : {std::pair{&self, 0}, std::pair{&world, 0}, std::pair{&world, 1}}) {
-    config.bucket_kib = bucket_kib;
+  // The world three times: with one blocking allreduce, with buckets reduced
+  // during backprop, and with exact sums (bucket_kib -1 here).
+  for (const auto& [comm, bucket_kib] :
+       {std::pair{&self, 0}, std::pair{&world, 0}, std::pair{&world, 1}, std::pair{&world, -1}}) {
+    config.bucket_kib = std::max(0, bucket_kib);
+    config.exact = bucket_kib < 0;
     Trainer trainer(*comm, config, std::nullopt);
     long before = -1, steps_checked = 0, allocating_steps = 0;
     trainer.set_step_observer([&](const Trainer& t) {
@@ -63,7 +69,8 @@ TEST(TrainingStep, AllocatesNothing) {
     });
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
-    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), buckets of " << bucket_kib << " KiB";
+    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), buckets of " << bucket_kib << " KiB"
+                                   << (config.exact ? ", exact sums" : "");
     world.barrier();
   }
 }

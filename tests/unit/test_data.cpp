@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <set>
+#include <tuple>
 
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/error.hpp"
@@ -16,46 +18,112 @@
 namespace dptrain {
 namespace {
 
-TEST(Sharding, EverySampleIsOwnedExactlyOnceForManyShapes) {
+TEST(Sharding, ShardsAreContiguousBalancedAndOwnedOnce) {
   for (std::int64_t n : {1, 7, 10, 59, 60, 61, 1000, 60000}) {
-    for (std::int64_t b : {1, 3, 10, 64, 128}) {
-      for (int p : {1, 2, 3, 4, 7, 64}) {
-        if (b < p) continue;
-        const BatchSlicing s(n, b, p);
-        std::vector<int> owners(static_cast<std::size_t>(n), 0);
-        std::int64_t total = 0;
+    for (std::int64_t shards : {1, 2, 3, 7, 12, 240}) {
+      if (shards > n) continue;
+      const ShardLayout layout(n, shards);
+      std::int64_t next = 0;
+      for (std::int64_t s = 0; s < shards; ++s) {
+        ASSERT_EQ(layout.first(s), next) << "shards follow each other without gaps";
+        ASSERT_GE(layout.size(s), n / shards);
+        ASSERT_LE(layout.size(s), n / shards + 1);
+        next += layout.size(s);
+      }
+      ASSERT_EQ(next, n);
+      for (int p : {1, 2, 3, 4, 7}) {
+        if (p > shards) continue;
+        std::vector<int> owners(static_cast<std::size_t>(shards), 0);
+        std::size_t fewest = SIZE_MAX, most = 0;
         for (int r = 0; r < p; ++r) {
-          for (std::int64_t i = 0; i < s.shard_size(r); ++i)
-            ++owners.at(static_cast<std::size_t>(s.global_index(r, i)));
-          total += s.shard_size(r);
+          const std::vector<std::int64_t> mine = layout.owned(r, p);
+          fewest = std::min(fewest, mine.size());
+          most = std::max(most, mine.size());
+          for (std::int64_t s : mine) ++owners[static_cast<std::size_t>(s)];
         }
-        ASSERT_EQ(total, n) << n << " " << b << " " << p;
-        for (int count : owners) ASSERT_EQ(count, 1) << n << " " << b << " " << p;
-        for (std::int64_t t = 0; t < s.steps(); ++t) {
-          std::int64_t in_batch = 0;
-          for (int r = 0; r < p; ++r) in_batch += s.local_batch_size(r, t);
-          ASSERT_EQ(in_batch, s.global_batch_size(t));
-        }
+        for (int count : owners) ASSERT_EQ(count, 1);
+        ASSERT_LE(most - fewest, 1u) << "balanced to within one shard";
       }
     }
   }
 }
 
-TEST(Sharding, GlobalBatchesDoNotDependOnTheRankCount) {
-  // Batch t is samples [tB, (t+1)B) for every P: the ranks' slices of it, taken together.
-  const std::int64_t n = 103, b = 10;
-  for (int p : {1, 2, 3, 4}) {
-    const BatchSlicing s(n, b, p);
-    for (std::int64_t t = 0; t < s.steps(); ++t) {
-      std::set<std::int64_t> members;
-      for (int r = 0; r < p; ++r) {
-        for (std::int64_t j = 0; j < s.local_batch_size(r, t); ++j)
-          members.insert(s.global_index(r, t * s.width(r) + j));
+// Global file rows of every micro-batch of a step, over all ranks, keyed by shard.
+using StepRows = std::map<std::int64_t, std::vector<std::int64_t>>;
+
+std::vector<StepRows> epoch_rows(const ShardLayout& layout, std::int64_t batch, int ranks, std::int64_t epoch,
+                                 bool shuffle) {
+  std::vector<StepRows> steps;
+  for (int r = 0; r < ranks; ++r) {
+    RankBatches batches(layout, batch, r, ranks);
+    batches.start_epoch(42, epoch, shuffle);
+    std::vector<std::int64_t> local_to_global;
+    for (std::int64_t s : batches.owned_shards())
+      for (std::int64_t i = 0; i < layout.size(s); ++i) local_to_global.push_back(layout.first(s) + i);
+    steps.resize(static_cast<std::size_t>(batches.steps()));
+    std::vector<std::uint32_t> samples(static_cast<std::size_t>(batches.max_rows()));
+    std::vector<MicroBatch> micro(static_cast<std::size_t>(batches.max_micro_batches()));
+    for (std::int64_t t = 0; t < batches.steps(); ++t) {
+      int count = 0;
+      const int rows = batches.step_rows(t, samples, micro, count);
+      EXPECT_LE(rows, batches.max_rows());
+      int covered = 0;
+      for (int m = 0; m < count; ++m) {
+        const MicroBatch& mb = micro[static_cast<std::size_t>(m)];
+        EXPECT_EQ(mb.first_row, covered);
+        EXPECT_EQ(ShardLayout::owner(mb.shard, ranks), r);
+        auto& rows_of_shard = steps[static_cast<std::size_t>(t)][mb.shard];
+        EXPECT_TRUE(rows_of_shard.empty()) << "one micro-batch per shard and step";
+        for (int i = 0; i < mb.rows; ++i)
+          rows_of_shard.push_back(local_to_global[samples[static_cast<std::size_t>(mb.first_row + i)]]);
+        covered += mb.rows;
       }
-      ASSERT_EQ(static_cast<std::int64_t>(members.size()), s.global_batch_size(t));
-      EXPECT_EQ(*members.begin(), t * b);
-      EXPECT_EQ(*members.rbegin(), t * b + s.global_batch_size(t) - 1);
+      EXPECT_EQ(covered, rows);
     }
+  }
+  return steps;
+}
+
+TEST(Sharding, BatchesAndMicroBatchesDoNotDependOnTheRankCount) {
+  for (const bool shuffle : {false, true}) {
+    for (const auto& [n, batch, shards] : {std::tuple{103, 10, 12}, {60, 7, 5}, {1000, 64, 8}, {50, 3, 24}}) {
+      const ShardLayout layout(n, shards);
+      const std::vector<StepRows> one = epoch_rows(layout, batch, 1, 2, shuffle);
+      // Every sample exactly once per epoch; each batch the right size.
+      std::set<std::int64_t> seen;
+      for (std::size_t t = 0; t < one.size(); ++t) {
+        std::size_t in_batch = 0;
+        for (const auto& [shard, rows] : one[t]) {
+          in_batch += rows.size();
+          for (std::int64_t row : rows) {
+            EXPECT_GE(row, layout.first(shard));
+            EXPECT_LT(row, layout.first(shard) + layout.size(shard));
+            EXPECT_TRUE(seen.insert(row).second);
+          }
+        }
+        EXPECT_EQ(static_cast<std::int64_t>(in_batch), std::min<std::int64_t>(batch, n - static_cast<std::int64_t>(t) * batch));
+      }
+      EXPECT_EQ(static_cast<std::int64_t>(seen.size()), n);
+      for (int p : {2, 3, 4, 5}) {
+        if (p > shards) continue;
+        EXPECT_EQ(epoch_rows(layout, batch, p, 2, shuffle), one) << n << " " << batch << " " << shards << " on " << p;
+      }
+      if (shuffle) {
+        EXPECT_NE(epoch_rows(layout, batch, 1, 3, true), one) << "each epoch draws a new order";
+      }
+    }
+  }
+}
+
+TEST(Sharding, StepsSpreadOverTheRanks) {
+  // Batch 10 of 240 shards on 2 ranks: the shards take turns, so each rank has 5 rows of every step.
+  const ShardLayout layout(60000, 240);
+  for (int r = 0; r < 2; ++r) {
+    RankBatches batches(layout, 10, r, 2);
+    std::vector<std::uint32_t> samples(static_cast<std::size_t>(batches.max_rows()));
+    std::vector<MicroBatch> micro(static_cast<std::size_t>(batches.max_micro_batches()));
+    int count = 0;
+    for (std::int64_t t : {0, 1, 23, 5999}) EXPECT_EQ(batches.step_rows(t, samples, micro, count), 5);
   }
 }
 
@@ -132,22 +200,29 @@ TEST(Dataset, ConvertedFileReadsBackShardByShard) {
   write_synthetic_hdf5(path, train, test);
   EXPECT_EQ(split_size(path, "train"), 23);
   EXPECT_EQ(split_size(path, "test"), 9);
+  // One process plays each rank of P in turn: MPI_COMM_SELF with the layout's owned(r, P).
   for (int p : {1, 2, 3, 4}) {
-    const BatchSlicing s(23, 5, p);
+    const ShardLayout layout(23, 5);
+    std::int64_t total = 0;
     for (int r = 0; r < p; ++r) {
-      const Shard shard = read_shard(path, "train", s, r, 4, 3);
-      ASSERT_EQ(shard.size(), s.shard_size(r));
+      std::vector<Shard::Rows> expected;
+      for (std::int64_t s : layout.owned(r, p)) expected.push_back({layout.first(s), layout.size(s)});
+      const Shard shard = read_shards(path, "train", layout, layout.owned(r, p), MPI_COMM_SELF, 4, 3);
+      ASSERT_EQ(shard.rows().size(), expected.size());
       std::vector<std::uint32_t> all(static_cast<std::size_t>(shard.size()));
       std::iota(all.begin(), all.end(), 0u);
       std::vector<float> x(all.size() * 4);
       std::vector<std::int32_t> y(all.size());
       shard.gather(all, Matrix{x.data(), static_cast<int>(all.size()), 4}, y);
       for (std::size_t i = 0; i < all.size(); ++i) {
-        const auto g = static_cast<std::size_t>(s.global_index(r, static_cast<std::int64_t>(i)));
+        const auto g = static_cast<std::size_t>(shard.global_index(static_cast<std::int64_t>(i)));
         EXPECT_EQ(y[i], train.labels[g]);
         for (int c = 0; c < 4; ++c) EXPECT_FLOAT_EQ(x[i * 4 + c], train.pixels[g * 4 + c] / 255.0f);
       }
+      EXPECT_EQ(shard.bytes_selected(), shard.size() * (4 + 1)) << "4 uint8 pixels and a uint8 label a sample";
+      total += shard.size();
     }
+    EXPECT_EQ(total, 23);
   }
 }
 
@@ -155,7 +230,7 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
   TempDir dir;
   const std::string path = dir / "d.h5";
   write_synthetic_hdf5(path, make_split(10, 4, 3, 1), make_split(5, 4, 3, 2));
-  const BatchSlicing s(10, 10, 1);
+  const ShardLayout s(10, 1);
   auto message = [&](auto&& call) {
     try {
       call();
@@ -165,12 +240,12 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
     return std::string("no error");
   };
   EXPECT_NE(
-      message([&] { read_shard(path, "train", s, 0, 5, 3); }).find("have 2x2 = 4 values, but the input layer has 5"),
+      message([&] { read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 5, 3); }).find("have 2x2 = 4 values, but the input layer has 5"),
       std::string::npos);
-  EXPECT_NE(message([&] { read_shard(path, "train", s, 0, 4, 2); }).find("is outside [0, 2)"), std::string::npos);
-  EXPECT_NE(message([&] { read_shard(path, "validation", s, 0, 4, 3); }).find("dataset /validation/images is missing"),
+  EXPECT_NE(message([&] { read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 2); }).find("is outside [0, 2)"), std::string::npos);
+  EXPECT_NE(message([&] { read_shards(path, "validation", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3); }).find("dataset /validation/images is missing"),
             std::string::npos);
-  EXPECT_NE(message([&] { read_shard(dir / "none.h5", "train", s, 0, 4, 3); }).find("none.h5: cannot open as HDF5"),
+  EXPECT_NE(message([&] { read_shards(dir / "none.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3); }).find("none.h5: cannot open as HDF5"),
             std::string::npos);
   write_bytes(dir / "text.h5", {'h', 'e', 'l', 'l', 'o'});
   EXPECT_NE(message([&] { split_size(dir / "text.h5", "train"); }).find("file signature not found"), std::string::npos);
@@ -178,7 +253,7 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
   std::vector<std::uint8_t> whole = read_bytes(path);
   whole.resize(whole.size() / 2);
   write_bytes(dir / "cut.h5", whole);
-  EXPECT_NE(message([&] { read_shard(dir / "cut.h5", "train", s, 0, 4, 3); }).find("truncated file"),
+  EXPECT_NE(message([&] { read_shards(dir / "cut.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3); }).find("truncated file"),
             std::string::npos);
 }
 
@@ -187,10 +262,10 @@ TEST(Dataset, WrongTypesAndShapesAreNamed) {
   write_custom_hdf5(dir / "int16.h5", "int16 images");
   write_custom_hdf5(dir / "labels2d.h5", "2-D labels");
   write_custom_hdf5(dir / "float_labels.h5", "float labels");
-  const BatchSlicing s(6, 2, 1);
+  const ShardLayout s(6, 2);
   auto message = [&](const std::string& p) {
     try {
-      read_shard(p, "train", s, 0, 4, 3);
+      read_shards(p, "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3);
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -204,8 +279,8 @@ TEST(Dataset, WrongTypesAndShapesAreNamed) {
 TEST(Dataset, Float32ImagesAreUsedAsTheyAre) {
   TempDir dir;
   write_custom_hdf5(dir / "f.h5", "float32 images");
-  const BatchSlicing s(6, 6, 1);
-  const Shard shard = read_shard(dir / "f.h5", "train", s, 0, 4, 3);
+  const ShardLayout s(6, 1);
+  const Shard shard = read_shards(dir / "f.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3);
   std::vector<std::uint32_t> first = {5};
   float x[4];
   std::int32_t y[1];

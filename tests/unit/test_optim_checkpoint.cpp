@@ -63,29 +63,29 @@ TEST(Sgd, AnUnusedVelocityDecaysToZeroNotIntoSubnormals) {
 }
 
 TEST(Schedule, CosineDecaysToZeroAndWarmupRamps) {
-  Schedule s;
-  s.kind = ScheduleKind::cosine;
-  s.base_lr = 0.1;
-  s.steps_per_epoch = 100;
-  s.total_steps = 1000;
+  OptimizerSettings o;
+  o.schedule = ScheduleKind::cosine;
+  o.lr = 0.1;
+  const Schedule s(o, 100, 1000);
   EXPECT_DOUBLE_EQ(s.lr_at(0), 0.1);
   EXPECT_NEAR(s.lr_at(500), 0.05, 1e-12);
   EXPECT_LT(s.lr_at(999), 1e-5);
   EXPECT_GT(s.lr_at(999), 0.0);
-  s.warmup_epochs = 1;
-  EXPECT_NEAR(s.lr_at(0), 0.001, 1e-12);
-  EXPECT_NEAR(s.lr_at(99), 0.1, 1e-12);
-  EXPECT_NEAR(s.lr_at(100), 0.1, 1e-12);
-  EXPECT_NEAR(s.lr_at(550), 0.05, 1e-12);
+  o.warmup_epochs = 1;
+  const Schedule warm(o, 100, 1000);
+  EXPECT_NEAR(warm.lr_at(0), 0.001, 1e-12);
+  EXPECT_NEAR(warm.lr_at(99), 0.1, 1e-12);
+  EXPECT_NEAR(warm.lr_at(100), 0.1, 1e-12);
+  EXPECT_NEAR(warm.lr_at(550), 0.05, 1e-12);
 }
 
 TEST(Schedule, StepMultipliesByGammaEveryStepEpochs) {
-  Schedule s;
-  s.kind = ScheduleKind::step;
-  s.base_lr = 1.0;
-  s.steps_per_epoch = 10;
-  s.step_epochs = 2;
-  s.gamma = 0.5;
+  OptimizerSettings o;
+  o.schedule = ScheduleKind::step;
+  o.lr = 1.0;
+  o.lr_step_epochs = 2;
+  o.lr_gamma = 0.5;
+  const Schedule s(o, 10, 1000);
   EXPECT_DOUBLE_EQ(s.lr_at(19), 1.0);
   EXPECT_DOUBLE_EQ(s.lr_at(20), 0.5);
   EXPECT_DOUBLE_EQ(s.lr_at(45), 0.25);
@@ -104,7 +104,7 @@ struct Saved {
     settings.sgd = optimizer.settings();
     settings.schedule = ScheduleKind::cosine;
     settings.warmup_epochs = 1.5;
-    progress = Progress{7, 3, 1234, 4, 64, 99, false, "data.h5", std::string(64, 'a')};
+    progress = Progress{7, 3, 1234, 4, 64, 12, 99, false, "data.h5", std::string(64, 'a')};
   }
 };
 

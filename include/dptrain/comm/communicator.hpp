@@ -38,6 +38,8 @@ class Communicator {
   std::int64_t max(std::int64_t value) const;
 
   void broadcast(std::string& text, int root = 0) const;
+  // Every rank's text, in rank order, on the root (empty elsewhere).
+  std::vector<std::string> gather(const std::string& text, int root = 0) const;
   void barrier() const;
 
   // Runs `phase` on every rank. If it throws on any rank, every rank throws a

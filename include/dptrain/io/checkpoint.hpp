@@ -10,28 +10,19 @@
 //                         lr_schedule, warmup_epochs, lr_step_epochs, lr_gamma
 //   /optimizer/layer_<i>/weight, bias   momentum buffers (when momentum != 0)
 //   /progress             attributes epochs_done, step_in_epoch, global_step,
-//                         world_size, batch_size, seed, shuffle, data_file, data_sha256,
+//                         world_size, batch_size, shards, seed, shuffle, data_file, data_sha256,
 //                         epoch_loss_sum, epoch_seconds
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "dptrain/nn/mlp.hpp"
-#include "dptrain/optim/schedule.hpp"
+#include "dptrain/optim/settings.hpp"
 #include "dptrain/optim/sgd.hpp"
 
 namespace dptrain {
 
 inline constexpr std::int64_t kCheckpointFormatVersion = 1;
-
-struct OptimizerSettings {
-  double lr = 0.1;
-  SgdSettings sgd;
-  ScheduleKind schedule = ScheduleKind::constant;
-  double warmup_epochs = 0.0;
-  double lr_step_epochs = 10.0;
-  double lr_gamma = 0.1;
-};
 
 struct Progress {
   std::int64_t epochs_done = 0;
@@ -39,6 +30,7 @@ struct Progress {
   std::int64_t global_step = 0;
   std::int64_t world_size = 1;
   std::int64_t batch_size = 0;
+  std::int64_t shards = 0;  // 0: not recorded (checkpoints before shards)
   std::int64_t seed = 0;
   bool shuffle = true;
   std::string data_file;

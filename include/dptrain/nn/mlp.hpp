@@ -81,8 +81,11 @@ class Mlp {
   // a pure function of the seed, so every rank builds the same model.
   void initialize(std::uint64_t seed);
 
-  // Forward pass over the first `rows` rows of ws.input(); returns A_L.
-  ConstMatrix forward(Workspace& ws, int rows) const;
+  // Forward pass over rows [first_row, first_row + rows) of ws.input(), in
+  // calls of exactly those rows; returns their A_L. (OpenBLAS's result for a
+  // row depends on the rows it is computed with: the exact mode relies on a
+  // micro-batch always being computed alone, as first_row lets it be.)
+  ConstMatrix forward(Workspace& ws, int rows, int first_row = 0) const;
 
   // After forward(): writes the gradient of scale * (sum of the rows' losses)
   // into grads (same layout as params) and returns that sum of losses.
@@ -91,8 +94,11 @@ class Mlp {
   // backward() in its two halves. output_delta: the loss sum, and the
   // output layer's delta for it. backpropagate: the gradients from that
   // delta, reported to `sink` (if any) as they become final.
-  double output_delta(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale) const;
-  void backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink = nullptr) const;
+  // Both take the same rows as forward(); labels are those rows' labels.
+  double output_delta(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
+                      int first_row = 0) const;
+  void backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink = nullptr,
+                     int first_row = 0) const;
 
   // Cuts a buffer of `total` floats (the gradients, then total - num_params()
   // extra values) into buckets of whole layers, each of at least

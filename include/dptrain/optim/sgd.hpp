@@ -6,13 +6,9 @@
 #include <span>
 #include <vector>
 
-namespace dptrain {
+#include "dptrain/optim/settings.hpp"
 
-struct SgdSettings {
-  float momentum = 0.0f;
-  float weight_decay = 0.0f;
-  bool nesterov = false;
-};
+namespace dptrain {
 
 class Sgd {
  public:

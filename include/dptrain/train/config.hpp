@@ -10,6 +10,10 @@
 
 namespace dptrain {
 
+inline constexpr std::int64_t kDefaultShards = 240;
+// Exact sums stay exact for up to 2^12 addends (comm/exact_sum.hpp).
+inline constexpr std::int64_t kMaxShards = 4096;
+
 struct TrainConfig {
   std::string data;
   Architecture arch;
@@ -18,6 +22,13 @@ struct TrainConfig {
   std::int64_t epochs = 30;
   std::int64_t seed = 1;
   bool shuffle = true;
+  // Shards of each split (see data/sharding.hpp). 240 = 2^4*3*5 divides evenly
+  // among 1-6, 8, 10, 12, 15, 16, 20, 24, 30, 40, 48, 60, 80, 120 and 240
+  // ranks; other counts get shards balanced to within one.
+  std::int64_t shards = kDefaultShards;
+  // Gradients summed exactly (comm/exact_sum.hpp) over micro-batches computed
+  // alone: bit-identical results on any number of ranks, at a cost.
+  bool exact = false;
   std::string run_dir;
   std::int64_t checkpoint_every = 1;
   std::int64_t keep_checkpoints = 0;  // newest checkpoint files kept; 0 = all

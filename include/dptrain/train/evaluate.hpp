@@ -1,13 +1,17 @@
 #pragma once
-// Evaluation shared by all ranks: each holds a contiguous part of the split,
-// and the counts are summed exactly (no padded or repeated samples), so the
-// result is the same on any number of ranks.
+// Evaluation shared by all ranks: each holds its shards of the split (the
+// same ShardLayout as training), and evaluates each shard in passes that
+// start at the shard's first row, so every GEMM sees the same rows on any
+// number of ranks. Counts are integers and the loss and probability sums are
+// exact sums of per-pass values (comm/exact_sum.hpp): no padded or repeated
+// samples, and the same bits on any number of ranks.
 #include <cstdint>
 #include <vector>
 
 #include "dptrain/comm/communicator.hpp"
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/nn/mlp.hpp"
+#include "dptrain/train/config.hpp"
 
 namespace dptrain {
 
@@ -41,9 +45,11 @@ void output_probabilities(Activation output, const float* row, int classes, floa
 class Evaluator {
  public:
   static constexpr int kRowsPerPass = 1000;
-  // Reads this rank's part of `split` from the data file.
-  Evaluator(const std::string& data, const std::string& split, const Architecture& arch, const Communicator& comm);
+  // Reads this rank's shards of `split` from the data file (collective).
+  Evaluator(const std::string& data, const std::string& split, const Architecture& arch, const Communicator& comm,
+            std::int64_t shards = kDefaultShards);
   EvalResult run(const Mlp& model) const;  // collective
+  const Shard& shard() const { return shard_; }
 
  private:
   const Communicator& comm_;

@@ -2,16 +2,15 @@
 // Synchronous data-parallel SGD. Per step, on every rank:
 //   shard -> forward -> backward -> allreduce -> step
 // and per epoch: evaluate -> log -> checkpoint (rank 0 writes).
-#include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "dptrain/comm/communicator.hpp"
 #include "dptrain/comm/gradient_reducer.hpp"
-#include "dptrain/data/dataset.hpp"
+#include "dptrain/data/sharding.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
 #include "dptrain/optim/schedule.hpp"
@@ -19,14 +18,17 @@
 #include "dptrain/train/config.hpp"
 #include "dptrain/train/evaluate.hpp"
 #include "dptrain/train/progress.hpp"
+#include "dptrain/train/run_folder.hpp"
 #include "dptrain/train/step_timer.hpp"
+#include "dptrain/train/training_data.hpp"
 
 namespace dptrain {
 
 class Trainer {
  public:
-  // Collective: reads each rank's shards and builds the model, fresh from
-  // config.seed or from `resume`. Throws CollectiveError on every rank if any fails.
+  // Collective: sets up the process (BLAS threads, denormals), reads each
+  // rank's shards and builds the model, fresh from config.seed or from
+  // `resume`. Throws CollectiveError on every rank if any fails.
   Trainer(const Communicator& comm, TrainConfig config, std::optional<Checkpoint> resume);
 
   enum class Outcome { finished, stopped };
@@ -39,37 +41,47 @@ class Trainer {
   void set_step_observer(std::function<void(const Trainer&)> observer) { step_observer_ = std::move(observer); }
 
   const Mlp& model() const { return model_; }
+  const Sgd& optimizer() const { return optimizer_; }
   const Progress& progress() const { return progress_; }
+  const TrainingData& data() const { return data_; }
 
  private:
+  void restore(const Checkpoint& checkpoint);
   bool train_epoch(std::int64_t epoch);  // false when stopped part-way
-  bool train_step(std::int64_t epoch, std::int64_t step, std::span<const std::uint32_t> order);
+  bool train_step(std::int64_t epoch);   // true when any rank was asked to stop
+  double sum_gradients_fast(int rows, std::span<float> grads);
+  double sum_gradients_exact(std::span<float> grads, std::int64_t step);
+  void check_loss(double batch_loss, std::int64_t epoch) const;
+  void check_parameters(std::int64_t epoch) const;
   void finish_epoch(std::int64_t epoch, double seconds);
-  void save_checkpoint(const std::string& name);
-  void prepare_run_dir();
-  void write_profile();
-  std::vector<std::uint32_t>& epoch_order(std::int64_t epoch);
 
   const Communicator& comm_;
   TrainConfig config_;
   Mlp model_;
   Sgd optimizer_;
+  TrainingData data_;
   Schedule schedule_;
+  RunFolder run_folder_;
   Progress progress_;
-  BatchSlicing slicing_;
-  Shard shard_;
-  std::optional<Evaluator> evaluator_;
+
+  // Step buffers, sized once: the step allocates nothing.
   Workspace workspace_;
-  // Gradients, then the batch's loss sum and the number of ranks asked to
-  // stop: one allreduce carries all three, so neither the loss check (NaN,
-  // Inf) nor the stop decision costs an extra collective.
+  std::vector<std::uint32_t> batch_samples_;  // this rank's rows of the step (local indices)
+  std::vector<std::int32_t> batch_labels_;
+  std::vector<MicroBatch> micro_batches_;
+  int micro_batch_count_ = 0;
+  // Fast mode: the gradients, then the batch's loss sum and the number of
+  // ranks asked to stop. One allreduce carries all three, so neither the
+  // loss check (NaN, Inf) nor the stop decision costs an extra collective.
   std::vector<float> reduce_buffer_;
   std::size_t loss_slot() const { return model_.num_params(); }
   std::size_t stop_slot() const { return model_.num_params() + 1; }
   GradientReducer reducer_;  // sums reduce_buffer_ over ranks, overlapped with backprop
-  std::vector<std::int32_t> batch_labels_;
-  std::vector<std::uint32_t> order_;
-  std::ofstream metrics_;
+  // Exact mode: the same slots as 64-bit fixed point, plus a count of
+  // addends the exact sums refused (not finite, out of range).
+  std::vector<std::int64_t> exact_buffer_;
+  std::size_t refused_slot() const { return model_.num_params() + 2; }
+
   ProgressLine progress_line_;
   StepTimer timer_;
   EvalResult last_test_;

@@ -3,6 +3,7 @@
 // failures become dptrain::Error with the file, the object and HDF5's own
 // innermost reason ("truncated file: eof = ...", "file signature not found").
 #include <hdf5.h>
+#include <mpi.h>
 
 #include <cstdint>
 #include <string>
@@ -37,6 +38,8 @@ void silence_automatic_error_printing();
 std::string last_error();
 
 Handle open_file(const std::string& path);    // read-only
+// Read-only through the MPI-IO driver: collective over comm, every rank opens.
+Handle open_file_parallel(const std::string& path, MPI_Comm comm);
 Handle create_file(const std::string& path);  // fails if it exists
 void flush(hid_t file, const std::string& path);
 Handle open_group(hid_t loc, const std::string& name, const std::string& file);
