@@ -42,7 +42,11 @@ CONFIGS = {
 TINY = {"TINY": ["--layers", "784,32,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
                  "--lr", "0.1", "--batch-size", "20"]}
 # dptrain's own variants, measured beside the default on more than one rank.
-VARIANTS = {"WIDE": [("overlapped", ["--bucket-kib", "1024"])], "TINY": [("overlapped", ["--bucket-kib", "1"])]}
+# "exact": --exact, bit-identical on any rank count (README: Shards, batch order and exact sums); its cost is
+# printed as the ratio of its epoch to the default's, side by side.
+EXACT = ("exact", ["--exact"])
+VARIANTS = {"SEED": [EXACT], "MID": [EXACT], "WIDE": [("overlapped", ["--bucket-kib", "1024"]), EXACT],
+            "TINY": [("overlapped", ["--bucket-kib", "1"]), EXACT]}
 # Time to accuracy: jobs/configs/wide.ini's network and schedule over 10 epochs
 # (both programs end near 97.9% with 6, so the target would be luck).
 TO_ACCURACY = ("MID", 10)
@@ -182,6 +186,14 @@ def print_tables(report):
             best = " (best)" if t.get("best") else ""
             print(f"| {t['config']} | {t['setup']}{best} | {t['epoch_seconds']:.3f} | {t['samples_per_second']:.0f} | "
                   f"{t['peak_rss_mb']:.0f} |")
+    exact_costs = [(r, d) for r in rows if r["variant"] == "exact" for d in rows
+                   if d["variant"] == "default" and (d["config"], d["ranks"]) == (r["config"], r["ranks"])]
+    if exact_costs:
+        print()
+        print("Cost of --exact (epoch time against the default, same run):")
+        for r, d in exact_costs:
+            print(f"  {r['config']} on {r['ranks']} ranks: {r['epoch_seconds']:.3f} s vs {d['epoch_seconds']:.3f} s, "
+                  f"x{r['epoch_seconds'] / d['epoch_seconds']:.2f}")
     acc = report.get("time_to_accuracy")
     if acc:
         print()

@@ -57,7 +57,8 @@ po::options_description train_options(const std::string& default_run_dir) {
                                            "if it exists, else a fresh start")
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
       ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
-      ("threads", po::value<int>()->default_value(0), "OpenBLAS threads per rank (0 = cores / ranks per node)")
+      ("threads", po::value<int>()->default_value(0),
+       "OpenBLAS threads per rank (0 = cores / ranks per node; with --exact, 1)")
       ("bucket-kib", po::value<std::int64_t>()->default_value(0),
        "gradient allreduce bucket size in KiB, reduced while backprop goes on (0 = one blocking allreduce)")
       ("quiet,q", po::bool_switch(), "print only errors and the final summary (metrics.jsonl is still written)")

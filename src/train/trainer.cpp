@@ -32,7 +32,11 @@ void configure_process(const Communicator& comm, const TrainConfig& config) {
   flush_denormals_to_zero();
   if (config.threads > 0)
     blas::set_threads(config.threads);
-  else if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+  else if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr)
+    return;
+  else if (config.exact)
+    blas::set_threads(1);  // a row's result depends on the thread count: one count for every rank count
+  else
     blas::set_threads(auto_thread_count(comm));
 }
 

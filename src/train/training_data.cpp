@@ -41,16 +41,13 @@ TrainingData::TrainingData(const Communicator& comm, const TrainConfig& config) 
       throw Error(config.data + ": /train holds " + std::to_string(samples) + " samples, fewer than --batch-size " +
                   std::to_string(config.batch_size));
     }
-    if (config.shards < comm_.size()) {
-      throw Error("--shards " + std::to_string(config.shards) + " is smaller than the " +
+    if (std::min(config.shards, samples) < comm_.size()) {
+      throw Error("--shards " + std::to_string(std::min(config.shards, samples)) + " is smaller than the " +
                   std::to_string(comm_.size()) + " ranks: every rank needs at least one shard (use --shards " +
                   std::to_string(comm_.size()) + " or more, a multiple of the ranks balances best)");
     }
-    if (config.shards > samples) {
-      throw Error("--shards " + std::to_string(config.shards) + " is more than the " + std::to_string(samples) +
-                  " samples of /train in " + config.data);
-    }
-    const ShardLayout layout(samples, config.shards);
+    // A shard holds at least one sample: a small file gets one shard a sample.
+    const ShardLayout layout(samples, std::min(config.shards, samples));
     train_.emplace(read_shards(config.data, "train", layout, layout.owned(comm_.rank(), comm_.size()), comm_.handle(),
                                config.arch.inputs(), config.arch.outputs()));
     batches_.emplace(layout, config.batch_size, comm_.rank(), comm_.size());

@@ -32,7 +32,7 @@ class FloorTest(TempDirTest):
     def test_the_benchmark_harness_runs_end_to_end_on_a_tiny_configuration(self):
         out = self.path("bench.json")
         result = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "bench.py"), "--tiny", "--epochs",
-                                 "3", "--target", "0.5", "--json", out], capture_output=True, text=True, timeout=300)
+                                 "3", "--target", "0.5", "--json", out], capture_output=True, text=True, timeout=900)
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(out) as f:
             report = json.load(f)
