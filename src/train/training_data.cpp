@@ -36,6 +36,10 @@ std::string host_name() {
 
 TrainingData::TrainingData(const Communicator& comm, const TrainConfig& config) : comm_(comm) {
   comm_.collectively([&] {
+    if (config.batch_size < comm_.size()) {
+      throw Error("--batch-size " + std::to_string(config.batch_size) + " is smaller than the " +
+                  std::to_string(comm_.size()) + " ranks: some ranks would have no sample in any batch");
+    }
     const std::int64_t samples = split_size(config.data, "train");
     if (samples < config.batch_size) {
       throw Error(config.data + ": /train holds " + std::to_string(samples) + " samples, fewer than --batch-size " +
