@@ -22,8 +22,8 @@ class StepTimer {
   using Clock = std::chrono::steady_clock;
   // `clock` is read once at construction and once per begin_step/end_phase;
   // tests pass a fake one so that durations are exact rather than slept.
-  explicit StepTimer(std::int64_t profile_steps = 0,
-                     std::function<Clock::time_point()> clock = [] { return Clock::now(); });
+  explicit StepTimer(
+      std::int64_t profile_steps = 0, std::function<Clock::time_point()> clock = [] { return Clock::now(); });
 
   void begin_step();
   void end_phase(Phase p);  // phases in order; the last one ends the step
