@@ -55,11 +55,53 @@ def run(args, ranks=None, timeout=300, cwd=None, mpi_args=()):
     return Result(completed)
 
 
-def start(args, ranks):
-    """Starts dptrain under mpirun in the background; stdout and stderr are pipes."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+def start(args, ranks, env=None):
+    """Starts dptrain under mpirun in the background; stdout and stderr are pipes.
+    `env` adds variables (mpirun passes its environment on to every rank)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **(env or {}))
     return subprocess.Popen(command_line(args, ranks), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+
+
+def mpi_rank_of(pid):
+    """The MPI rank of a running dptrain process, or None (not dptrain, not yet exec'd, or gone).
+
+    Open MPI puts OMPI_COMM_WORLD_RANK in each rank's initial environment, which
+    /proc/PID/environ shows; process ids say nothing about ranks (they are handed
+    out in whatever order mpirun's forks happen to run)."""
+    try:
+        if os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(DPTRAIN):
+            return None  # still mpirun's fork before exec, or another program
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            variables = f.read().split(b"\0")
+    except OSError:  # gone already, or not ours to read
+        return None
+    for variable in variables:
+        if variable.startswith(b"OMPI_COMM_WORLD_RANK="):
+            return int(variable.split(b"=", 1)[1])
+    return None
+
+
+def ranks_among(pids):
+    """{rank: pid} for those of `pids` that are dptrain ranks."""
+    ranks = {}
+    for pid in pids:
+        rank = mpi_rank_of(int(pid))
+        if rank is not None:
+            ranks[rank] = int(pid)
+    return ranks
+
+
+def rank_pids(mpirun):
+    """{rank: pid} of the dptrain ranks that the mpirun process `mpirun` (a Popen) started."""
+    out = subprocess.run(["pgrep", "-P", str(mpirun.pid)], capture_output=True, text=True).stdout
+    return ranks_among(out.split())
+
+
+def wait_for_ranks(mpirun, count, timeout=120):
+    """{rank: pid} once all `count` ranks of `mpirun` have started."""
+    wait_for(lambda: sorted(rank_pids(mpirun)) == list(range(count)), timeout, f"{count} ranks to start")
+    return rank_pids(mpirun)
 
 
 def wait_for(condition, timeout, what):
