@@ -63,6 +63,18 @@ def start(args, ranks, env=None):
                             env=env)
 
 
+def stop(job):
+    """Ends a job that start() started, if it is still running (cleanup after a failed test:
+    nothing stays behind, paused in a test hook or training forever)."""
+    if job.poll() is None:
+        job.terminate()  # mpirun passes it on and then ends the ranks
+        try:
+            job.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.communicate()
+
+
 def mpi_rank_of(pid):
     """The MPI rank of a running dptrain process, or None (not dptrain, not yet exec'd, or gone).
 

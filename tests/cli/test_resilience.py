@@ -8,7 +8,8 @@ import unittest
 
 import h5py
 
-from common import TempDirTest, run, same_params, start, synthetic_mnist, wait_for, wait_for_ranks, write_data_h5
+from common import (TempDirTest, run, same_params, start, stop, synthetic_mnist, wait_for, wait_for_ranks,
+                    write_data_h5)
 
 # How long a job may take to end after one of its ranks was killed before the
 # test calls it a hang. Far above the few seconds it takes (the behaviour under
@@ -52,6 +53,7 @@ class ResilienceTest(TempDirTest):
         pause = self.path("paused")
         job = start(self.train_args("stopped", "--epochs", "6"), ranks=2,
                     env={"DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE": pause})
+        self.addCleanup(stop, job)
         ranks = wait_for_ranks(job, 2)
         wait_for(lambda: os.path.exists(pause), 120, "the writer to pause in epoch 1's checkpoint")
         os.remove(pause)
@@ -74,6 +76,7 @@ class ResilienceTest(TempDirTest):
 
     def test_a_killed_rank_ends_the_job_and_the_run_resumes(self):
         job = start(self.train_args("r", "--epochs", "100000"), ranks=2)
+        self.addCleanup(stop, job)
         ranks = wait_for_ranks(job, 2)
         wait_for(lambda: os.path.exists(self.path("r/checkpoints/epoch-0002.h5")), 120, "epoch 2")
         os.kill(ranks[1], signal.SIGKILL)  # not the writer: rank 1 is blocked in or near an allreduce
@@ -97,6 +100,7 @@ class ResilienceTest(TempDirTest):
         pause = self.path("paused")
         job = start(self.train_args("r", "--epochs", "4"), ranks=2,
                     env={"DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE": pause})
+        self.addCleanup(stop, job)
         ranks = wait_for_ranks(job, 2)
         wait_for(lambda: os.path.exists(pause), 120, "the writer to pause in epoch 1's checkpoint")
         os.remove(pause)  # epoch 1's checkpoint goes through
