@@ -16,6 +16,10 @@ import h5py
 import numpy as np
 
 DPTRAIN = os.environ["DPTRAIN"]
+# How long any one command or wait may take before a test calls it a hang.
+# Never a statement about speed: at a load average of 24 on 2 cores, starting
+# mpirun for a run that only prints an error took over 60 s.
+DEADLINE = 900
 SOURCE_DIR = os.environ["DPTRAIN_SOURCE_DIR"]
 
 
@@ -47,7 +51,7 @@ def command_line(args, ranks=None, mpi_args=()):
     return command
 
 
-def run(args, ranks=None, timeout=300, cwd=None, mpi_args=()):
+def run(args, ranks=None, timeout=DEADLINE, cwd=None, mpi_args=()):
     """Runs dptrain (under mpirun when ranks is given); never hangs past timeout."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     completed = subprocess.run(command_line(args, ranks, mpi_args), capture_output=True, text=True,
@@ -110,7 +114,7 @@ def rank_pids(mpirun):
     return ranks_among(out.split())
 
 
-def wait_for_ranks(mpirun, count, timeout=120):
+def wait_for_ranks(mpirun, count, timeout=DEADLINE):
     """{rank: pid} once all `count` ranks of `mpirun` have started."""
     wait_for(lambda: sorted(rank_pids(mpirun)) == list(range(count)), timeout, f"{count} ranks to start")
     return rank_pids(mpirun)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import unittest
 
-from common import DPTRAIN, SOURCE_DIR, TempDirTest, run, synthetic_mnist, write_data_h5
+from common import DEADLINE, DPTRAIN, SOURCE_DIR, TempDirTest, run, synthetic_mnist, write_data_h5
 
 DPTRAIN_FLOOR = os.environ["DPTRAIN_FLOOR"]
 # The JSON reports print 9 significant digits (%.9g).
@@ -20,7 +20,7 @@ class FloorTest(TempDirTest):
     def test_the_floor_tool_reports_a_consistent_floor(self):
         command = ["mpirun", "-np", "2", "--oversubscribe", DPTRAIN_FLOOR, "--layers", "784,8,10",
                    "--batch-size", "4", "--samples", "40", "--repeats", "3", "--json"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE)
         self.assertEqual(result.returncode, 0, result.stderr)
         report = json.loads(result.stdout)
         self.assertEqual((report["ranks"], report["rows_per_rank"], report["steps_per_epoch"]), (2, 2, 10))
@@ -44,7 +44,7 @@ class FloorTest(TempDirTest):
         # so the target has a margin of 0.35 for the lower of the two.
         result = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "bench.py"), "--tiny", "--epochs",
                                  "3", "--target", "0.5", "--json", out, "--dptrain", DPTRAIN, "--floor", DPTRAIN_FLOOR],
-                                capture_output=True, text=True, timeout=600)
+                                capture_output=True, text=True, timeout=2 * DEADLINE)
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(out) as f:
             report = json.load(f)

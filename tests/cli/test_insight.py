@@ -12,7 +12,7 @@ import zlib
 import h5py
 import numpy as np
 
-from common import SOURCE_DIR, TempDirTest, independent_accuracy, run, synthetic_mnist, write_data_h5
+from common import DEADLINE, SOURCE_DIR, TempDirTest, independent_accuracy, run, synthetic_mnist, write_data_h5
 
 NETWORK = ["--layers", "784,32,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
            "--lr", "0.1", "--momentum", "0.9", "--batch-size", "20", "--epochs", "3"]
@@ -204,7 +204,7 @@ class InsightTest(TempDirTest):
             with self.subTest(kind):
                 out = self.path(kind + ".png")
                 subprocess.run([sys.executable, plot, kind] + inputs + ["--out", out], check=True,
-                               capture_output=True, timeout=120)
+                               capture_output=True, timeout=DEADLINE)
                 if size:
                     self.assertEqual(png_size(out), size)
                 pixels = matplotlib.image.imread(out)

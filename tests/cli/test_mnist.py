@@ -9,7 +9,7 @@ import unittest
 import h5py
 import numpy as np
 
-from common import SOURCE_DIR, TempDirTest, independent_accuracy, mnist_path, run
+from common import DEADLINE, SOURCE_DIR, TempDirTest, independent_accuracy, mnist_path, run
 
 MNIST = mnist_path()
 SHARED = os.path.join(SOURCE_DIR, "..", "shared", "data", "mnist")
@@ -71,7 +71,7 @@ class FetchTest(TempDirTest):
     def fetch(self, *args):
         return subprocess.run(["bash", os.path.join(SOURCE_DIR, "tools", "fetch-mnist.sh"),
                                "--dptrain", os.environ["DPTRAIN"]] + list(args),
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=2 * DEADLINE)
 
     def test_npm_route_gives_the_same_data(self):
         if shutil.which("npm") is None:

@@ -8,13 +8,14 @@ import unittest
 
 import h5py
 
-from common import (TempDirTest, run, same_params, start, stop, synthetic_mnist, wait_for, wait_for_ranks,
+from common import (DEADLINE, TempDirTest, run, same_params, start, stop, synthetic_mnist, wait_for, wait_for_ranks,
                     write_data_h5)
 
-# How long a job may take to end after one of its ranks was killed before the
-# test calls it a hang. Far above the few seconds it takes (the behaviour under
-# test is "ends by itself", not "ends within N seconds"), so load cannot fail it.
-HANG = 180
+# How long a job may take to end after one of its ranks was killed, or to reach
+# a checkpoint, before the test calls it a hang. Far above the few seconds it
+# takes (the behaviour under test is "ends by itself", not "ends within N
+# seconds"), so load cannot fail it.
+HANG = DEADLINE
 
 # 40 steps an epoch on the 400 samples of setUp.
 NETWORK = ["--layers", "784,256,256,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
@@ -55,9 +56,9 @@ class ResilienceTest(TempDirTest):
                     env={"DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE": pause})
         self.addCleanup(stop, job)
         ranks = wait_for_ranks(job, 2)
-        wait_for(lambda: os.path.exists(pause), 120, "the writer to pause in epoch 1's checkpoint")
+        wait_for(lambda: os.path.exists(pause), HANG, "the writer to pause in epoch 1's checkpoint")
         os.remove(pause)
-        wait_for(lambda: os.path.exists(pause), 120, "the writer to pause in epoch 2's checkpoint")
+        wait_for(lambda: os.path.exists(pause), HANG, "the writer to pause in epoch 2's checkpoint")
         # What a user does: signal mpirun, which forwards it to every rank. The
         # forwarding is asynchronous, so rank 0 is also signalled directly while
         # it is held in the pause: the stop is then certain to be seen at the
@@ -78,7 +79,7 @@ class ResilienceTest(TempDirTest):
         job = start(self.train_args("r", "--epochs", "100000"), ranks=2)
         self.addCleanup(stop, job)
         ranks = wait_for_ranks(job, 2)
-        wait_for(lambda: os.path.exists(self.path("r/checkpoints/epoch-0002.h5")), 120, "epoch 2")
+        wait_for(lambda: os.path.exists(self.path("r/checkpoints/epoch-0002.h5")), HANG, "epoch 2")
         os.kill(ranks[1], signal.SIGKILL)  # not the writer: rank 1 is blocked in or near an allreduce
         out, err = job.communicate(timeout=HANG)  # the surviving rank must not wait for it forever
         self.assertNotEqual(job.returncode, 0)
@@ -102,9 +103,9 @@ class ResilienceTest(TempDirTest):
                     env={"DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE": pause})
         self.addCleanup(stop, job)
         ranks = wait_for_ranks(job, 2)
-        wait_for(lambda: os.path.exists(pause), 120, "the writer to pause in epoch 1's checkpoint")
+        wait_for(lambda: os.path.exists(pause), HANG, "the writer to pause in epoch 1's checkpoint")
         os.remove(pause)  # epoch 1's checkpoint goes through
-        wait_for(lambda: os.path.exists(pause), 120, "the writer to pause in epoch 2's checkpoint")
+        wait_for(lambda: os.path.exists(pause), HANG, "the writer to pause in epoch 2's checkpoint")
         with open(pause) as f:
             self.assertEqual(int(f.read()), ranks[0], "rank 0 writes the checkpoints")
         temporary = os.path.join(folder, f".epoch-0002.h5.tmp-{ranks[0]}")

@@ -144,10 +144,10 @@ class TrainTest(TempDirTest):
                     options[extra[0]] = extra[1]
                     extra = extra[2:]
                 args = ["train"] + [item for pair in options.items() for item in pair] + small(*extra)
-                result = run(args, ranks=2, timeout=60)
+                result = run(args, ranks=2)
                 self.assertOneClearError(result, fragment)
                 self.assertEqual(glob.glob(self.path("bad", "checkpoints", "*.h5")), [])
-        result = run(["train", "--run-dir", self.path("x")], ranks=2, timeout=60)
+        result = run(["train", "--run-dir", self.path("x")], ranks=2)
         self.assertOneClearError(result, "--data is required")
 
     def test_a_data_file_open_for_writing_elsewhere_can_still_be_read(self):
@@ -172,7 +172,7 @@ class TrainTest(TempDirTest):
     def test_divergence_stops_all_ranks_and_keeps_the_last_checkpoint(self):
         self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)
         result = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "3", "--lr", "1e30"],
-                     ranks=2, timeout=60)
+                     ranks=2)
         self.assertOneClearError(result, "training diverged: the loss became")
         self.assertIn("smaller --lr", result.error_lines()[0])
         with h5py.File(self.path("r/checkpoints/latest.h5"), "r") as f:
@@ -222,7 +222,7 @@ class TrainTest(TempDirTest):
         try:
             # Each checkpoint of 784-64-10 with momentum is about 410 KB: the second one does not fit.
             result = run(["train", "--data", self.data, "--run-dir", disk] + small("--layers", "784,64,10"),
-                         ranks=2, timeout=120)
+                         ranks=2)
             self.assertOneClearError(result, "epoch-0002.h5")
             self.assertEqual(sorted(os.listdir(os.path.join(disk, "checkpoints"))), ["epoch-0001.h5", "latest.h5"])
             with h5py.File(os.path.join(disk, "checkpoints", "latest.h5"), "r") as f:
