@@ -11,7 +11,7 @@ medians over the epochs after the first. Then the time to a test accuracy
 tables and writes JSON.
 
   tools/bench.py [--ranks 1 2] [--epochs 4] [--data data/mnist.h5] [--json bench.json] [--only SEED WIDE ...]
-                 [--coretype SkylakeX] [--no-torch]
+                 [--coretype SkylakeX] [--no-torch] [--build build | --dptrain PATH --floor PATH]
   tools/bench.py --tiny          # a short run on synthetic data (the harness's own test)
 
 Configurations: SEED (784-16-16-10, sigmoid, mse, batch 10, lr 3.0: the
@@ -73,25 +73,39 @@ def after_first(values):
     return values[1:] or values  # the first epoch warms caches up
 
 
-def floor_of(args, ranks, samples, build):
+def binaries(args):
+    """(dptrain, dptrain_floor): --dptrain and --floor, else both from the --build folder."""
+    return (args.dptrain or os.path.join(args.build, "dptrain"),
+            args.floor or os.path.join(args.build, "dptrain_floor"))
+
+
+def add_binary_options(parser):
+    """--build, --dptrain, --floor: tests pass the binaries of the build folder they run in."""
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="where dptrain and dptrain_floor are")
+    parser.add_argument("--dptrain", help="the dptrain binary (default: BUILD/dptrain)")
+    parser.add_argument("--floor", help="the dptrain_floor binary (default: BUILD/dptrain_floor)")
+
+
+def floor_of(args, ranks, samples, floor):
     return json.loads(subprocess.run(
-        mpirun(ranks) + [os.path.join(build, "dptrain_floor"), "--layers", option(args, "--layers"),
+        mpirun(ranks) + [floor, "--layers", option(args, "--layers"),
                          "--batch-size", option(args, "--batch-size"), "--samples", str(samples), "--json"],
         check=True, capture_output=True, text=True, env=environment()).stdout)
 
 
-def run_dptrain(args, ranks, epochs, data, run_dir, build):
-    subprocess.run(mpirun(ranks) + [os.path.join(build, "dptrain"), "train", "--data", data, "--run-dir", run_dir,
+def run_dptrain(args, ranks, epochs, data, run_dir, dptrain):
+    subprocess.run(mpirun(ranks) + [dptrain, "train", "--data", data, "--run-dir", run_dir,
                                     "--epochs", str(epochs), "-q"] + args,
                    check=True, capture_output=True, text=True, env=environment())
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
 
 
-def measure(name, variant, args, ranks, epochs, data, samples, scratch, build):
-    floor = floor_of(args, ranks, samples, build)
+def measure(name, variant, args, ranks, epochs, data, samples, scratch, programs):
+    dptrain, floor_binary = programs
+    floor = floor_of(args, ranks, samples, floor_binary)
     metrics = after_first(run_dptrain(args, ranks, epochs, data, os.path.join(scratch, f"{name}-{variant}-{ranks}"),
-                                      build))
+                                      dptrain))
     median = lambda key: statistics.median(m[key] for m in metrics)
     epoch = median("epoch_seconds")
     return {"config": name, "variant": variant, "ranks": ranks, "threads_per_rank": floor["threads_per_rank"],
@@ -212,7 +226,7 @@ def main():
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=4, help="per run; the first is not counted")
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "mnist.h5"))
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    add_binary_options(parser)
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS))
     parser.add_argument("--json", help="write the report to this file")
     parser.add_argument("--tiny", action="store_true", help="a short run on synthetic data")
@@ -237,7 +251,7 @@ def main():
                 variants = [("default", [])] + (VARIANTS.get(name, []) if ranks > 1 else [])
                 for variant, extra in variants:
                     report["dptrain"].append(measure(name, variant, config + extra, ranks, epochs, data, samples,
-                                                     scratch, args.build))
+                                                     scratch, binaries(args)))
                     print(f"done: dptrain {name} {variant} on {ranks} rank(s)", file=sys.stderr)
             if not with_torch:
                 continue
@@ -272,7 +286,7 @@ def time_to_accuracy(args, data, scratch, torch_rows):
     recipe = {**CONFIGS, **TINY}[network]
     candidates = [t for t in torch_rows if t["config"] == network] or torch_rows
     fastest = min(candidates, key=lambda t: t["epoch_seconds"])
-    metrics = run_dptrain(recipe, 2, epochs, data, os.path.join(scratch, "to-accuracy"), args.build)
+    metrics = run_dptrain(recipe, 2, epochs, data, os.path.join(scratch, "to-accuracy"), binaries(args)[0])
     ours = [(m["epoch_seconds"], m["test_accuracy"]) for m in metrics]
     theirs_report = run_torch(recipe, fastest["procs"], fastest["threads_per_proc"], fastest["environment"], epochs,
                               data)

@@ -30,6 +30,7 @@ Strong scaling keeps the global batch (--strong-batch); weak scaling keeps the
 batch per rank (--weak-batch).
 
   tools/scaling.py [--layers 784,256,256,10] [--data data/mnist.h5] [--json scaling.json] [--coretype SkylakeX]
+                   [--build build | --dptrain PATH --floor PATH]
 """
 import argparse
 import json
@@ -105,23 +106,23 @@ def step_seconds(p, rows_per_rank, gradient_bytes, compute, update, fits, cores_
 
 # --- measurements ---------------------------------------------------------------
 
-def sweep(build, transport, algorithm):
+def sweep(floor, transport, algorithm):
     mca = ["--mca", "btl", TRANSPORTS[transport], "--mca", "coll_tuned_use_dynamic_rules", "1",
            "--mca", "coll_tuned_allreduce_algorithm", str(ALGORITHMS[algorithm])]
-    out = subprocess.run(bench.mpirun(2) + mca + [os.path.join(build, "dptrain_floor"), "--allreduce-sweep"],
+    out = subprocess.run(bench.mpirun(2) + mca + [floor, "--allreduce-sweep"],
                          check=True, capture_output=True, text=True, env=bench.environment()).stdout
     return json.loads(out)
 
 
-def floor_at(build, layers, rows, ranks):
+def floor_at(floor, layers, rows, ranks):
     """The floor report at `rows` rows per rank, with `ranks` ranks busy at
     once (a full node: they share caches and memory)."""
-    return bench.floor_of(["--layers", layers, "--batch-size", str(rows * ranks)], ranks, rows * ranks, build)
+    return bench.floor_of(["--layers", layers, "--batch-size", str(rows * ranks)], ranks, rows * ranks, floor)
 
 
-def train(build, data, layers, extra, ranks, batch, epochs, run_dir):
+def train(dptrain, data, layers, extra, ranks, batch, epochs, run_dir):
     args = ["--layers", layers, "--batch-size", str(batch), "--threads", "1"] + extra
-    metrics = bench.after_first(bench.run_dptrain(args, ranks, epochs, data, run_dir, build))
+    metrics = bench.after_first(bench.run_dptrain(args, ranks, epochs, data, run_dir, dptrain))
     median = lambda f: statistics.median(f(m) for m in metrics)
     return {"epoch_seconds": median(lambda m: m["epoch_seconds"]),
             "step_ms": median(lambda m: m["step_ms"]),
@@ -140,10 +141,11 @@ def main():
     parser.add_argument("--max-ranks", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=3, help="per check run; the first is not counted")
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "mnist.h5"))
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    bench.add_binary_options(parser)
     parser.add_argument("--coretype", help="OPENBLAS_CORETYPE for every process (e.g. SkylakeX)")
     parser.add_argument("--json", help="write the fit, the check and the prediction here")
     args = parser.parse_args()
+    dptrain, floor_binary = bench.binaries(args)
     if args.coretype:
         os.environ["OPENBLAS_CORETYPE"] = args.coretype
     extra = args.train_options.split()
@@ -154,7 +156,7 @@ def main():
     for transport in TRANSPORTS:
         fits[transport] = {}
         for algorithm in ALGORITHMS:
-            s = sweep(args.build, transport, algorithm)
+            s = sweep(floor_binary, transport, algorithm)
             sweeps[f"{transport}/{algorithm}"] = s
             fits[transport][algorithm] = fit(algorithm, s["ranks"], s["bytes"], s["seconds"])
             print(f"done: allreduce sweep {transport} {algorithm}", file=sys.stderr)
@@ -166,7 +168,7 @@ def main():
         if args.strong_batch // p >= 1:
             rows_needed.add(args.strong_batch // p)
         p *= 2
-    floors = {rows: floor_at(args.build, args.layers, rows, cores) for rows in sorted(rows_needed)}
+    floors = {rows: floor_at(floor_binary, args.layers, rows, cores) for rows in sorted(rows_needed)}
     gemm = {rows: (f["gemm_us_per_step"] + f["data_us_per_step"]) / 1e6 for rows, f in floors.items()}
     n_bytes = floors[args.weak_batch]["allreduce_bytes"]  # the gradients and the two values riding with them
     print("done: GEMM times", file=sys.stderr)
@@ -174,7 +176,7 @@ def main():
     # 3. dptrain on a full node (a rank per core) calibrates the overhead
     # over the GEMMs (activations, loss, bias gradients) and the update
     with tempfile.TemporaryDirectory(prefix="dptrain-scaling-") as scratch:
-        runs = {p: train(args.build, args.data, args.layers, extra, p, args.batch_size, args.epochs,
+        runs = {p: train(dptrain, args.data, args.layers, extra, p, args.batch_size, args.epochs,
                          os.path.join(scratch, f"run-{p}")) for p in (1, 2, 4)}
     print("done: dptrain on 1, 2 and 4 ranks", file=sys.stderr)
     full = runs[min(cores, 4)]["phase_ms"]

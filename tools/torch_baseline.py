@@ -20,8 +20,9 @@ import json
 import math
 import os
 import resource
-import socket
+import shutil
 import sys
+import tempfile
 import time
 
 
@@ -90,11 +91,11 @@ def loss_of(args, logits, labels):
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1).mean()
 
 
-def train(rank, args, port, results):
+def train(rank, args, rendezvous, results):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.procs > 1:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.procs)
+        dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=args.procs)
     x_train, y_train = load(args.data, "train")
     x_test, y_test = load(args.data, "test")
     model = build_model(args)
@@ -144,20 +145,21 @@ def train(rank, args, port, results):
                      "peak_rss_mb": peak_mb})
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     args = ARGS
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
     if args.procs == 1:
-        train(0, args, 0, results)
+        train(0, args, None, results)
     else:
-        mp.spawn(train, args=(args, free_port(), results), nprocs=args.procs, join=True)
+        # The processes meet through a file of their own, not a TCP port: a port
+        # found free and then bound later can be taken in between by anything
+        # else on the machine (another test, another user's job).
+        folder = tempfile.mkdtemp(prefix="dptrain-torch-")
+        try:
+            mp.spawn(train, args=(args, os.path.join(folder, "rendezvous"), results), nprocs=args.procs, join=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     json.dump(results.get(), sys.stdout)
     print()
 

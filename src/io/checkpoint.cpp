@@ -10,6 +10,7 @@
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
+#include "dptrain/util/test_hooks.hpp"  // test hook (issue 11)
 
 namespace dptrain {
 namespace fs = std::filesystem;
@@ -116,6 +117,7 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
       file.reset();  // H5Fclose can fail on a full disk too; the fsync below then fails
     }
     fsync_path(temporary, O_RDONLY);
+    test_hooks::pause_if_requested("DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE");  // test hook (issue 11)
     if (std::rename(temporary.c_str(), path.c_str()) != 0) {
       throw Error(path + ": cannot rename the checkpoint into place: " + std::strerror(errno));
     }

@@ -1,6 +1,7 @@
 #include "dptrain/train/step_timer.hpp"
 
 #include <cstdio>
+#include <utility>
 
 namespace dptrain {
 
@@ -9,15 +10,18 @@ const char* phase_name(Phase p) {
   return names[static_cast<std::size_t>(p)];
 }
 
-StepTimer::StepTimer(std::int64_t profile_steps)
-    : profile_limit_(static_cast<std::size_t>(profile_steps > 0 ? profile_steps : 0) * kPhases) {
+StepTimer::StepTimer(std::int64_t profile_steps, std::function<Clock::time_point()> clock)
+    : clock_(std::move(clock)),
+      origin_(clock_()),
+      last_(origin_),
+      profile_limit_(static_cast<std::size_t>(profile_steps > 0 ? profile_steps : 0) * kPhases) {
   events_.reserve(profile_limit_);
 }
 
-void StepTimer::begin_step() { last_ = Clock::now(); }
+void StepTimer::begin_step() { last_ = clock_(); }
 
 void StepTimer::end_phase(Phase p) {
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = clock_();
   const double seconds = std::chrono::duration<double>(now - last_).count();
   epoch_seconds_[static_cast<std::size_t>(p)] += seconds;
   if (events_.size() < profile_limit_) {

@@ -16,6 +16,10 @@ import h5py
 import numpy as np
 
 DPTRAIN = os.environ["DPTRAIN"]
+# How long any one command or wait may take before a test calls it a hang.
+# Never a statement about speed: at a load average of 24 on 2 cores, starting
+# mpirun for a run that only prints an error took over 60 s.
+DEADLINE = 900
 SOURCE_DIR = os.environ["DPTRAIN_SOURCE_DIR"]
 
 
@@ -47,7 +51,7 @@ def command_line(args, ranks=None, mpi_args=()):
     return command
 
 
-def run(args, ranks=None, timeout=300, cwd=None, mpi_args=()):
+def run(args, ranks=None, timeout=DEADLINE, cwd=None, mpi_args=()):
     """Runs dptrain (under mpirun when ranks is given); never hangs past timeout."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     completed = subprocess.run(command_line(args, ranks, mpi_args), capture_output=True, text=True,
@@ -55,11 +59,65 @@ def run(args, ranks=None, timeout=300, cwd=None, mpi_args=()):
     return Result(completed)
 
 
-def start(args, ranks):
-    """Starts dptrain under mpirun in the background; stdout and stderr are pipes."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+def start(args, ranks, env=None):
+    """Starts dptrain under mpirun in the background; stdout and stderr are pipes.
+    `env` adds variables (mpirun passes its environment on to every rank)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **(env or {}))
     return subprocess.Popen(command_line(args, ranks), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+
+
+def stop(job):
+    """Ends a job that start() started, if it is still running (cleanup after a failed test:
+    nothing stays behind, paused in a test hook or training forever)."""
+    if job.poll() is None:
+        job.terminate()  # mpirun passes it on and then ends the ranks
+        try:
+            job.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.communicate()
+
+
+def mpi_rank_of(pid):
+    """The MPI rank of a running dptrain process, or None (not dptrain, not yet exec'd, or gone).
+
+    Open MPI puts OMPI_COMM_WORLD_RANK in each rank's initial environment, which
+    /proc/PID/environ shows; process ids say nothing about ranks (they are handed
+    out in whatever order mpirun's forks happen to run)."""
+    try:
+        if os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(DPTRAIN):
+            return None  # still mpirun's fork before exec, or another program
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            variables = f.read().split(b"\0")
+    except OSError:  # gone already, or not ours to read
+        return None
+    for variable in variables:
+        if variable.startswith(b"OMPI_COMM_WORLD_RANK="):
+            return int(variable.split(b"=", 1)[1])
+    return None
+
+
+def ranks_among(pids):
+    """{rank: pid} for those of `pids` that are dptrain ranks."""
+    ranks = {}
+    for pid in pids:
+        rank = mpi_rank_of(int(pid))
+        if rank is not None:
+            ranks[rank] = int(pid)
+    return ranks
+
+
+def rank_pids(mpirun):
+    """{rank: pid} of the dptrain ranks that the mpirun process `mpirun` (a Popen) started."""
+    out = subprocess.run(["pgrep", "-P", str(mpirun.pid)], capture_output=True, text=True).stdout
+    return ranks_among(out.split())
+
+
+def wait_for_ranks(mpirun, count, timeout=DEADLINE):
+    """{rank: pid} once all `count` ranks of `mpirun` have started."""
+    wait_for(lambda: sorted(rank_pids(mpirun)) == list(range(count)), timeout, f"{count} ranks to start")
+    return rank_pids(mpirun)
 
 
 def wait_for(condition, timeout, what):

@@ -9,7 +9,7 @@ import unittest
 import h5py
 import numpy as np
 
-from common import SOURCE_DIR, TempDirTest, independent_accuracy, mnist_path, run
+from common import DEADLINE, SOURCE_DIR, TempDirTest, independent_accuracy, mnist_path, run
 
 MNIST = mnist_path()
 SHARED = os.path.join(SOURCE_DIR, "..", "shared", "data", "mnist")
@@ -19,8 +19,9 @@ CONFIGS = os.path.join(SOURCE_DIR, "jobs", "configs")
 @unittest.skipIf(MNIST is None, "no MNIST HDF5 file: run tools/fetch-mnist.sh first")
 class MnistTest(TempDirTest):
     def train(self, run_dir, *args, ranks=2):
+        # A deadline against a hang only: 30 epochs of reference.ini took 156 s here, and 768 s at a load of 24.
         result = run(["train", "--data", MNIST, "--run-dir", self.path(run_dir), "-q"] + list(args), ranks=ranks,
-                     timeout=900)
+                     timeout=3000)
         self.assertEqual(result.code, 0, result)
         with open(self.path(run_dir, "metrics.jsonl")) as f:
             return [json.loads(line) for line in f]
@@ -35,11 +36,15 @@ class MnistTest(TempDirTest):
         self.assertEqual((int((train == 0).sum()), int((train == 1).sum())), (5923, 6742))
         self.assertEqual((int((test == 0).sum()), int((test == 1).sum())), (980, 1135))
 
-    def test_relu_softmax_network_passes_97_percent_within_3_epochs(self):
+    def test_relu_softmax_network_passes_96_5_percent_within_3_epochs(self):
         metrics = self.train("r", "--layers", "784,128,10", "--activation", "relu", "--output", "softmax",
                              "--loss", "cross-entropy", "--lr", "0.1", "--momentum", "0.9", "--batch-size", "64",
                              "--epochs", "3")
-        self.assertGreaterEqual(max(m["test_accuracy"] for m in metrics), 0.97, metrics)
+        # Measured 0.9589, 0.9718, 0.9729 after epochs 1-3 (2 ranks, default seed). The floor was
+        # 0.97, a margin of 0.29 points, no more than what the third epoch adds, and less than the
+        # spread another seed or another CPU's OpenBLAS kernels (another rounding) can give:
+        # 0.965 leaves a margin of 0.79 points.
+        self.assertGreaterEqual(max(m["test_accuracy"] for m in metrics), 0.965, metrics)
         checkpoint = self.path("r/checkpoints/latest.h5")
         report = json.loads(run(["eval", "--checkpoint", checkpoint, "--json"], ranks=2).out)
         self.assertEqual(report["total"], 10000)
@@ -48,7 +53,14 @@ class MnistTest(TempDirTest):
 
     def test_the_readme_accuracies(self):
         """The figures README.md quotes, with the configurations it names."""
-        for config, floor in (("reference.ini", 0.935), ("tweaked.ini", 0.953), ("wide.ini", 0.98),
+        # (configuration, floor): measured here with the default seed on 2 ranks, and README.md's
+        # spread over seeds 1-5 (min / max), which is also what other rounding (another CPU's
+        # OpenBLAS kernels) moves a run by. Margin = measured - floor.
+        for config, floor in (("reference.ini", 0.935),  # measured 0.9464, margin 1.14 points (seeds 93.53-94.69%)
+                              ("tweaked.ini", 0.953),  # measured 0.9604, margin 0.74 points (seeds 95.20-95.85%)
+                              ("wide.ini", 0.98),  # measured 0.9832, margin 0.32 points (seeds 98.28-98.44%)
+                              # not measured here yet (the load ended the run first); README's seeds: 96.00-96.49%,
+                              # so the floor has no margin for the worst seed: a candidate for 0.955
                               ("tutorial96.ini", 0.96)):
             with self.subTest(config=config):
                 metrics = self.train(config, "--config", os.path.join(CONFIGS, config))
@@ -61,7 +73,7 @@ class FetchTest(TempDirTest):
     def fetch(self, *args):
         return subprocess.run(["bash", os.path.join(SOURCE_DIR, "tools", "fetch-mnist.sh"),
                                "--dptrain", os.environ["DPTRAIN"]] + list(args),
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=2 * DEADLINE)
 
     def test_npm_route_gives_the_same_data(self):
         if shutil.which("npm") is None:

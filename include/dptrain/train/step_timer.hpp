@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,11 @@ const char* phase_name(Phase p);
 
 class StepTimer {
  public:
-  explicit StepTimer(std::int64_t profile_steps = 0);
+  using Clock = std::chrono::steady_clock;
+  // `clock` is read once at construction and once per begin_step/end_phase;
+  // tests pass a fake one so that durations are exact rather than slept.
+  explicit StepTimer(
+      std::int64_t profile_steps = 0, std::function<Clock::time_point()> clock = [] { return Clock::now(); });
 
   void begin_step();
   void end_phase(Phase p);  // phases in order; the last one ends the step
@@ -37,8 +42,8 @@ class StepTimer {
     double start_us;
     double duration_us;
   };
-  using Clock = std::chrono::steady_clock;
-  Clock::time_point origin_ = Clock::now();
+  std::function<Clock::time_point()> clock_;
+  Clock::time_point origin_;
   Clock::time_point last_;
   std::array<double, kPhases> epoch_seconds_{};
   std::int64_t epoch_steps_ = 0;
