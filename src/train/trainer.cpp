@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "dptrain/blas.hpp"
+#include "dptrain/comm/watchdog.hpp"  // [watchdog hook]
 #include "dptrain/error.hpp"
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/util/denormals.hpp"
@@ -130,7 +131,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   schedule_.gamma = config_.optimizer.lr_gamma;
 
   comm_.collectively([&] { prepare_run_dir(); });
-  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, slicing_.steps());
+  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, slicing_.steps(),
+                                config_.progress);  // [progress hook]
 }
 
 // Every rank writes its own trace: RUN_DIR/profile/rank-R.json.
@@ -242,6 +244,7 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   const auto global_rows = static_cast<float>(slicing_.global_batch_size(step));
   const std::span<float> grads(reduce_buffer_.data(), model_.num_params());
 
+  Watchdog::arm("compute", progress_.global_step + 1);  // [watchdog hook]
   timer_.begin_step();
   shard_.gather(order.subspan(first, static_cast<std::size_t>(rows)), workspace_.input(rows), batch_labels_);
   timer_.end_phase(Phase::data);
@@ -254,7 +257,9 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   reducer_.begin_step();
   model_.backpropagate(workspace_, rows, grads, &reducer_);
   timer_.end_phase(Phase::backward);
+  Watchdog::arm("allreduce", progress_.global_step + 1);  // [watchdog hook]
   reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
+  Watchdog::disarm();  // [watchdog hook]
   timer_.end_phase(Phase::allreduce);
 
   const float batch_loss = reduce_buffer_[loss_slot()];
@@ -276,6 +281,7 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
 void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   progress_.epochs_done = epoch;
   progress_.step_in_epoch = 0;
+  Watchdog::arm("evaluate", progress_.global_step);  // [watchdog hook]; save_checkpoint re-arms
   const EvalResult test = evaluator_->run(model_);
   last_test_ = test;
   rusage usage{};
@@ -323,6 +329,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
 }
 
 void Trainer::save_checkpoint(const std::string& name) {
+  const WatchdogScope watched("checkpoint", progress_.global_step);  // [watchdog hook]
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
     const std::string folder = checkpoint_folder(config_);
