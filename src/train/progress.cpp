@@ -44,8 +44,9 @@ ProgressMode parse_progress_mode(const std::string& text) {
 
 bool person_is_watching(std::FILE* out) {
   if (::isatty(fileno(out)) != 1) return false;
-  // Open MPI sets these in every rank it starts; a singleton or another launcher does not.
-  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && std::getenv("PMIX_RANK") == nullptr) return true;
+  // mpirun and its daemons set this in every rank they start; a singleton or
+  // srun's direct launch (whose pty exists only with --pty) does not.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) return true;
   // Up the process tree to the launcher: mpirun's stdout tells; a remote
   // daemon's rank is watched by nobody (its output travels to mpirun).
   pid_t pid = ::getppid();
