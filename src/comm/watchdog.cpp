@@ -62,10 +62,15 @@ Watchdog::Watchdog(const Communicator& comm, double timeout_seconds, const std::
   std::string all(static_cast<std::size_t>(kNameBytes * comm.size()), '\0');
   MPI_Allgather(mine.data(), kNameBytes, MPI_CHAR, all.data(), kNameBytes, MPI_CHAR, comm.handle());
   for (int r = 0; r < comm.size(); ++r) rank_hosts_.emplace_back(all.c_str() + static_cast<std::size_t>(r) * kNameBytes);
-  // Markers of an earlier attempt (a requeued job) would name the wrong ranks.
   if (comm.is_root()) {
+    // Markers of an earlier attempt (a requeued job) would name the wrong ranks.
     std::error_code ignored;
     fs::remove_all(folder_, ignored);
+    // Where each rank runs, one line per rank: for people and job scripts
+    // reading the markers (and a check that ranks landed where intended).
+    fs::create_directories(run_dir, ignored);
+    std::ofstream hosts(fs::path(run_dir) / "rank-hosts.txt");
+    for (const std::string& host : rank_hosts_) hosts << host << "\n";
   }
   comm.barrier();
   disarm();
