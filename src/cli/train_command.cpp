@@ -140,8 +140,8 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.log_every >= 0, "log-every", std::to_string(c.log_every), "0 (automatic) or a number of steps");
   c.progress = parse_progress_mode(get<std::string>(vm, "progress"));
   c.watchdog_seconds = get<double>(vm, "watchdog-seconds");
-  require(std::isfinite(c.watchdog_seconds) && c.watchdog_seconds >= 0 && c.watchdog_seconds <= 1e7,
-          "watchdog-seconds", format_number(c.watchdog_seconds), "0 (never) or a number of seconds");
+  require(std::isfinite(c.watchdog_seconds) && c.watchdog_seconds >= 0 && c.watchdog_seconds <= 1e7, "watchdog-seconds",
+          format_number(c.watchdog_seconds), "0 (never) or a number of seconds");
   return c;
 }
 

@@ -61,7 +61,8 @@ Watchdog::Watchdog(const Communicator& comm, double timeout_seconds, const std::
   mine.resize(kNameBytes, '\0');
   std::string all(static_cast<std::size_t>(kNameBytes * comm.size()), '\0');
   MPI_Allgather(mine.data(), kNameBytes, MPI_CHAR, all.data(), kNameBytes, MPI_CHAR, comm.handle());
-  for (int r = 0; r < comm.size(); ++r) rank_hosts_.emplace_back(all.c_str() + static_cast<std::size_t>(r) * kNameBytes);
+  for (int r = 0; r < comm.size(); ++r)
+    rank_hosts_.emplace_back(all.c_str() + static_cast<std::size_t>(r) * kNameBytes);
   if (comm.is_root()) {
     // Markers of an earlier attempt (a requeued job) would name the wrong ranks.
     std::error_code ignored;
@@ -172,8 +173,8 @@ void Watchdog::fire(const char* phase, std::int64_t step, double waited_seconds)
                  "dptrain: error: watchdog: rank %d on %s waited %.1f s (--watchdog-seconds %g) in %s of step %lld; "
                  "%s%s; ending the job with exit code %d\n",
                  rank_, rank_hosts_[static_cast<std::size_t>(rank_)].c_str(), waited_seconds, timeout_seconds_, phase,
-                 static_cast<long long>(step), silent_ranks.empty() ? "every rank reported" : "silent ranks: ",
-                 silent_ranks.c_str(), kExitWatchdog);
+                 static_cast<long long>(step),
+                 silent_ranks.empty() ? "every rank reported" : "silent ranks: ", silent_ranks.c_str(), kExitWatchdog);
   }
   std::fflush(stdout);
   std::fflush(stderr);

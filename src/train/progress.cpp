@@ -26,7 +26,8 @@ bool process_name_and_parent(pid_t pid, std::string& name, pid_t& parent) {
 
 // Whether the process's stdout is a terminal, seen through /proc (the same user may look).
 bool stdout_of_process_is_terminal(pid_t pid) {
-  const int fd = ::open(("/proc/" + std::to_string(pid) + "/fd/1").c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  const int fd =
+      ::open(("/proc/" + std::to_string(pid) + "/fd/1").c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return false;
   const bool terminal = ::isatty(fd) == 1;
   ::close(fd);
@@ -66,7 +67,8 @@ ProgressLine::ProgressLine(std::FILE* out, bool enabled, std::int64_t log_every,
                            ProgressMode mode)
     : out_(out),
       enabled_(enabled),
-      terminal_(enabled && (mode == ProgressMode::live || (mode == ProgressMode::automatic && person_is_watching(out)))),
+      terminal_(enabled &&
+                (mode == ProgressMode::live || (mode == ProgressMode::automatic && person_is_watching(out)))),
       every_(log_every > 0 ? log_every : (terminal_ ? 0 : std::max<std::int64_t>(1, (steps_per_epoch + 9) / 10))) {}
 
 void ProgressLine::start_epoch() { epoch_start_ = last_draw_ = std::chrono::steady_clock::now(); }

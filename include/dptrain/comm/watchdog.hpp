@@ -24,8 +24,9 @@ inline constexpr int kExitWatchdog = 76;
 class Watchdog {
  public:
   // Collective: gathers every rank's host name (rank 0 writes them to
-  // RUN_DIR/rank-hosts.txt) and clears markers of an earlier attempt. timeout_seconds <= 0 leaves the watchdog off (arm and
-  // disarm then cost nothing but an atomic store).
+  // RUN_DIR/rank-hosts.txt) and clears markers of an earlier attempt.
+  // timeout_seconds <= 0 leaves the watchdog off (arm and disarm then cost
+  // nothing but an atomic store).
   Watchdog(const Communicator& comm, double timeout_seconds, const std::string& run_dir);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
