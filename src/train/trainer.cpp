@@ -11,6 +11,7 @@
 
 #include "dptrain/blas.hpp"
 #include "dptrain/comm/exact_sum.hpp"
+#include "dptrain/comm/watchdog.hpp"
 #include "dptrain/error.hpp"
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/util/denormals.hpp"
@@ -87,8 +88,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   run_folder_.prepare();
   const std::string data_report = data_.report_json();
   run_folder_.write_text("data.json", data_report + "\n");
-  progress_line_ =
-      ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, data_.batches().steps());
+  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every,
+                                data_.batches().steps(), config_.progress);
 }
 
 void Trainer::restore(const Checkpoint& checkpoint) {
@@ -143,6 +144,7 @@ Trainer::Outcome Trainer::run() {
     if (!completed) {
       check_parameters(epoch);
       const std::string name = RunFolder::step_checkpoint_name(progress_.global_step);
+      const WatchdogScope watched("checkpoint", progress_.global_step);
       run_folder_.save_checkpoint(name, model_, optimizer_, progress_);
       if (comm_.is_root()) {
         std::printf(
@@ -189,6 +191,7 @@ bool Trainer::train_step(std::int64_t epoch) {
   const std::int64_t step = progress_.step_in_epoch;
   const std::span<float> grads(reduce_buffer_.data(), model_.num_params());
 
+  Watchdog::arm("compute", progress_.global_step + 1);
   timer_.begin_step();
   const int rows = data_.batches().step_rows(step, batch_samples_, micro_batches_, micro_batch_count_);
   data_.train().gather(std::span(batch_samples_).first(static_cast<std::size_t>(rows)), workspace_.input(rows),
@@ -226,7 +229,9 @@ double Trainer::sum_gradients_fast(int rows, std::span<float> grads) {
   reducer_.begin_step();
   if (rows > 0) model_.backpropagate(workspace_, rows, grads, &reducer_);
   timer_.end_phase(Phase::backward);
+  Watchdog::arm("allreduce", progress_.global_step + 1);
   reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
+  Watchdog::disarm();
   timer_.end_phase(Phase::allreduce);
   return reduce_buffer_[loss_slot()];
 }
@@ -255,7 +260,9 @@ double Trainer::sum_gradients_exact(std::span<float> grads, std::int64_t step) {
   timer_.end_phase(Phase::backward);
   exact_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1 : 0;
   exact_buffer_[refused_slot()] = refused;
+  Watchdog::arm("allreduce", progress_.global_step + 1);
   comm_.allreduce_sum(std::span<std::int64_t>(exact_buffer_));
+  Watchdog::disarm();
   timer_.end_phase(Phase::allreduce);
   exact::to_floats(grad_sums, grads, exact::kGradientBits);
   if (exact_buffer_[refused_slot()] > 0) return std::numeric_limits<double>::infinity();
@@ -294,6 +301,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   check_parameters(epoch);
   progress_.epochs_done = epoch;
   progress_.step_in_epoch = 0;
+  Watchdog::arm("evaluate", progress_.global_step);  // the checkpoint below re-arms
   const EvalResult test = data_.test().run(model_);
   last_test_ = test;
   rusage usage{};
@@ -336,6 +344,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
   progress_.epoch_loss_sum = 0.0;
   progress_.epoch_seconds = 0.0;
   if (epoch % config_.checkpoint_every == 0 || epoch == config_.epochs) {
+    const WatchdogScope watched("checkpoint", progress_.global_step);
     run_folder_.save_checkpoint(RunFolder::epoch_checkpoint_name(epoch), model_, optimizer_, progress_);
   }
 }

@@ -73,6 +73,10 @@ class SlurmTest(TempDirTest):
         code, state = self.wait(job)
         self.assertEqual(code, 0, state + self.log(job))
         self.assertIn("epoch   3/3", self.log(job))
+        # mpirun's output goes to a file: plain progress lines, no live line.
+        self.assertIn("  epoch   1/3", self.log(job))
+        self.assertNotIn("\r", self.log(job))
+        self.assertNotIn("\x1b", self.log(job))
         self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), "epoch-0003.h5")
 
     def test_a_warned_job_checkpoints_requeues_itself_and_ends_as_if_never_stopped(self):

@@ -13,6 +13,8 @@ using Args = std::vector<std::string>;  // the subcommand's arguments, without i
 
 // Exit codes: 0 done, 1 error, 2 usage; and for train, stopped by SIGUSR1 or
 // SIGTERM with a checkpoint written (EX_TEMPFAIL: run again with --resume auto).
+// 76 (kExitWatchdog, dptrain/comm/watchdog.hpp): a rank waited longer than
+// --watchdog-seconds for a collective or its own step; every live rank exits so.
 inline constexpr int kExitStopped = 75;
 
 int train(const Args& args, const Communicator& comm);

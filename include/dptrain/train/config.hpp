@@ -7,6 +7,7 @@
 
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
+#include "dptrain/train/progress.hpp"
 
 namespace dptrain {
 
@@ -39,6 +40,11 @@ struct TrainConfig {
   // Gradient allreduce bucket size: buckets are reduced while backprop goes
   // on. 0 = one blocking allreduce after backprop.
   std::int64_t bucket_kib = 0;
+  // How the run behaves, not what it trains (so not in to_ini): a rank that
+  // waits longer than this for a collective or its own step ends the job
+  // (0 = never); live or plain progress lines.
+  double watchdog_seconds = 600;
+  ProgressMode progress = ProgressMode::automatic;
 
   std::string to_ini() const;  // the training options, not where they came from
 };

@@ -5,14 +5,27 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 namespace dptrain {
+
+// --progress: live (carriage returns, ESC[K), plain lines, or automatic.
+enum class ProgressMode { automatic, live, plain };
+ProgressMode parse_progress_mode(const std::string& text);  // throws Error on anything else
+
+// Whether a person watches `out`. Under mpirun a rank's stdout is a
+// pseudo-terminal of mpirun's even when mpirun writes to a file or a Slurm
+// log, so isatty alone says yes there: then mpirun's own stdout decides (the
+// launching process's fd 1, on the same node), and a rank started by a remote
+// daemon (orted) is not watched.
+bool person_is_watching(std::FILE* out);
 
 class ProgressLine {
  public:
   // log_every: steps between plain lines (0: about ten lines an epoch; on a
   // terminal, 0 means refresh by time instead).
-  ProgressLine(std::FILE* out, bool enabled, std::int64_t log_every, std::int64_t steps_per_epoch);
+  ProgressLine(std::FILE* out, bool enabled, std::int64_t log_every, std::int64_t steps_per_epoch,
+               ProgressMode mode = ProgressMode::automatic);
 
   void start_epoch();
   // After step `step` (0-based) of the epoch.
