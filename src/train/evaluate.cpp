@@ -25,9 +25,10 @@ EvalResult empty_result(int classes) {
 }
 
 // Adds a pass's outputs to `result`; labels may be empty (unlabelled data).
-void accumulate(const Architecture& arch, ConstMatrix out, std::span<const std::int32_t> labels, EvalResult& result) {
+void accumulate(const Architecture& arch, ConstMatrix out, ConstMatrix logits, std::span<const std::int32_t> labels,
+                EvalResult& result) {
   std::vector<float> probabilities(static_cast<std::size_t>(out.cols));
-  if (!labels.empty()) result.loss_sum += loss_sum(arch.loss, arch.output, out, labels);
+  if (!labels.empty()) result.loss_sum += loss_sum(arch.loss, arch.output, out, labels, logits);
   for (int r = 0; r < out.rows; ++r) {
     output_probabilities(arch.output, out.row(r), out.cols, probabilities.data());
     const auto top = std::max_element(probabilities.begin(), probabilities.end());
@@ -101,7 +102,8 @@ EvalResult Evaluator::run(const Mlp& model) const {
     const std::span<const std::uint32_t> indices(all_rows_.data() + begin, static_cast<std::size_t>(rows));
     shard_.gather(indices, workspace_.input(rows), labels_);
     const ConstMatrix out = model.forward(workspace_, rows);
-    accumulate(model.arch(), out, std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)), local);
+    accumulate(model.arch(), out, model.logits(workspace_, rows),
+               std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)), local);
   }
   return sum_over_ranks(std::move(local), comm_);
 }
@@ -120,7 +122,8 @@ EvalResult evaluate_noise(const Mlp& model, std::int64_t count, std::uint64_t se
       Rng rng(seed, purpose::noise, static_cast<std::uint64_t>(first + begin + r));
       for (int c = 0; c < input.cols; ++c) input(r, c) = static_cast<float>(rng.uniform());
     }
-    accumulate(model.arch(), model.forward(workspace, rows), {}, local);
+    const ConstMatrix out = model.forward(workspace, rows);
+    accumulate(model.arch(), out, model.logits(workspace, rows), {}, local);
   }
   return sum_over_ranks(std::move(local), comm);
 }

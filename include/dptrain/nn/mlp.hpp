@@ -64,6 +64,9 @@ class Workspace {
   std::vector<std::vector<float>> activations_;  // A_0 .. A_L, each [max_rows x n_i]
   std::vector<std::vector<float>> deltas_;       // dC/dZ_1 .. dC/dZ_L
   std::vector<float> ones_;                      // [max_rows] of 1, for bias gradients
+  // Z_L [max_rows x n_L], the output layer's pre-activations: the exact
+  // cross-entropy needs them, A_L = softmax(Z_L) has lost them where it underflows.
+  std::vector<float> logits_;
 };
 
 class Mlp {
@@ -83,6 +86,8 @@ class Mlp {
 
   // Forward pass over the first `rows` rows of ws.input(); returns A_L.
   ConstMatrix forward(Workspace& ws, int rows) const;
+  // After forward(): Z_L, the output layer's pre-activations (loss_sum's logits).
+  ConstMatrix logits(const Workspace& ws, int rows) const;
 
   // After forward(): writes the gradient of scale * (sum of the rows' losses)
   // into grads (same layout as params) and returns that sum of losses.
