@@ -36,9 +36,10 @@ int predict(const Args& args, const Communicator& comm) {
     if (vm["invert"].as<bool>() && vm["no-invert"].as<bool>())
       throw Error("--invert and --no-invert exclude each other");
     if (!vm.count("images")) throw Error("dptrain predict: no image files given (see dptrain predict --help)");
-    const Checkpoint checkpoint = read_checkpoint(required_string(vm, "checkpoint", "the checkpoint to classify with"));
+    const std::string checkpoint_path = required_string(vm, "checkpoint", "the checkpoint to classify with");
+    const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
     Mlp model(checkpoint.arch);
-    std::copy(checkpoint.params.begin(), checkpoint.params.end(), model.params().begin());
+    load_parameters(checkpoint, model, checkpoint_path);
     const int inputs = model.arch().inputs(), classes = model.arch().outputs();
     Workspace workspace(model.arch(), 1);
     std::vector<float> probabilities(static_cast<std::size_t>(classes));

@@ -57,6 +57,10 @@ DatasetInfo describe(hid_t dataset);
 // Writes a whole dataset from memory (chunked along the first axis if chunk_rows > 0).
 void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t file_type,
                    const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows, const std::string& file);
+// Checks, without reading it, that `name` is a float32 dataset of exactly
+// `dims` whose stored size (when not compressed) is what that shape needs.
+void check_float32_dataset(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
+                           const std::string& file);
 // Reads a whole float32 dataset, checking its shape.
 std::vector<float> read_floats(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
                                const std::string& file);
