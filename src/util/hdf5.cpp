@@ -1,6 +1,9 @@
 #include "dptrain/util/hdf5.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/text.hpp"
@@ -102,6 +105,27 @@ Handle create_file(const std::string& path) {
   const Handle fapl = unlocked_access(path);
   return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), path + ": cannot create HDF5 file"),
           H5Fclose};
+}
+
+Handle create_checksummed_file(const std::string& path) {
+  const Handle fapl = unlocked_access(path);
+  check_status(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST),
+               path + ": cannot ask for the checksummed file format");
+  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), path + ": cannot create HDF5 file"),
+          H5Fclose};
+}
+
+int superblock_version(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  char head[9] = {};
+  in.read(head, sizeof head);
+  static const char signature[] = "\x89HDF\r\n\x1a\n";
+  if (in.gcount() < 9 || std::memcmp(head, signature, 8) != 0) {
+    throw Error(path + ": not an HDF5 file (no HDF5 signature at its start; " + std::to_string(in.gcount()) +
+                " bytes read)");
+  }
+  return static_cast<unsigned char>(head[8]);
 }
 
 void flush(hid_t file, const std::string& path) {

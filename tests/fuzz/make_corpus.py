@@ -82,10 +82,10 @@ def main():
                         "--output", "softmax", "--loss", "cross-entropy", "--momentum", "0.9", "--lr", "0.1",
                         "--batch-size", "4", "--epochs", "1", "--run-dir", run_dir, "--quiet"], check=True,
                        env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        for target in ("checkpoint", "config"):
+            os.makedirs(os.path.join(CORPUS, target), exist_ok=True)
         shutil.copy(os.path.join(run_dir, "checkpoints", "epoch-0001.h5"), os.path.join(CORPUS, "checkpoint"))
-        os.makedirs(os.path.join(CORPUS, "config"), exist_ok=True)
         shutil.copy(os.path.join(run_dir, "config.ini"), os.path.join(CORPUS, "config", "run-config.ini"))
-    os.makedirs(os.path.join(CORPUS, "checkpoint"), exist_ok=True)
     put("config", "minimal.ini", b"data = d.h5\nlayers = 784,16,10\n# a comment\n[section]\nkey = value\n")
 
 

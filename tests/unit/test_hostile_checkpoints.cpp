@@ -173,6 +173,25 @@ TEST(HostileCheckpoints, TruncatedFilesNameTheFile) {
   EXPECT_ERROR_HAS(w, "cannot open as HDF5: truncated file");
 }
 
+// libhdf5 1.10.8 overran a heap buffer decoding a damaged attribute of a
+// file without metadata checksums (tests/fuzz/regressions/checkpoint): such
+// files are refused before HDF5 parses them.
+TEST(HostileCheckpoints, FilesWithoutMetadataChecksumsAreNotParsed) {
+  Written w;
+  EXPECT_GE(h5::superblock_version(w.path), kCheckpointMinSuperblock);
+  const std::string old = w.dir / "old.h5";
+  h5::create_file(old).reset();
+  try {
+    read_checkpoint(old);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(old + ": HDF5 superblock version 0, expected 2 or later"), std::string::npos)
+        << e.what();
+  }
+  write_bytes(old, {'n', 'o', 't', ' ', 'h', 'd', 'f', '5', '!', '!'});
+  EXPECT_THROW(read_checkpoint(old), Error);
+}
+
 TEST(HostileCheckpoints, ParametersLoadOnlyIntoTheirOwnArchitecture) {
   Written w;
   const Checkpoint c = read_checkpoint(w.path);

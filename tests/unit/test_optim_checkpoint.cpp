@@ -184,7 +184,7 @@ TEST(Checkpoint, BadFilesNameTheProblem) {
     EXPECT_NE(std::string(e.what()).find("cut.h5"), std::string::npos) << e.what();
   }
   {
-    h5::Handle file = h5::create_file(dir / "other.h5");
+    h5::Handle file = h5::create_checksummed_file(dir / "other.h5");
     h5::Handle model = h5::create_group(file, "/model", "other.h5");
     h5::write_attribute(model, "format", std::string("something-else"));
   }

@@ -27,6 +27,10 @@ namespace dptrain {
 
 inline constexpr std::int64_t kCheckpointFormatVersion = 1;
 
+// Checkpoints are HDF5 files in the 1.10 format (superblock version 3),
+// whose metadata checksums HDF5 verifies before decoding anything.
+inline constexpr int kCheckpointMinSuperblock = 2;
+
 // The most parameters a checkpoint may hold (4 GiB of float32): a crafted
 // /model attribute layers must not make the reader allocate without bound.
 inline constexpr std::size_t kMaxCheckpointParameters = std::size_t{1} << 30;

@@ -38,6 +38,15 @@ std::string last_error();
 
 Handle open_file(const std::string& path);    // read-only
 Handle create_file(const std::string& path);  // fails if it exists
+// The same in the HDF5 1.10 file format, whose superblock (version 3), object
+// headers and B-trees carry checksums: HDF5 verifies them before decoding,
+// so a damaged file fails cleanly instead of reaching libhdf5's decoders,
+// some of which overrun buffers on malformed metadata (found by fuzzing).
+Handle create_checksummed_file(const std::string& path);
+// The superblock version of an HDF5 file at offset 0 (0-1: no checksums,
+// 2-3: checksummed metadata), read directly, before HDF5 parses anything; an
+// Error naming the file when it is no HDF5 file.
+int superblock_version(const std::string& path);
 void flush(hid_t file, const std::string& path);
 Handle open_group(hid_t loc, const std::string& name, const std::string& file);
 Handle create_group(hid_t loc, const std::string& name, const std::string& file);
