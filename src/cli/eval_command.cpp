@@ -88,7 +88,7 @@ int eval(const Args& args, const Communicator& comm) {
     checkpoint = read_checkpoint(checkpoint_path);
     data = vm.count("data") ? vm["data"].as<std::string>() : checkpoint->progress.data_file;
     model.emplace(checkpoint->arch);
-    std::copy(checkpoint->params.begin(), checkpoint->params.end(), model->params().begin());
+    load_parameters(*checkpoint, *model, checkpoint_path);
     evaluator.emplace(data, split, checkpoint->arch, comm);
   });
   if (help) return 0;

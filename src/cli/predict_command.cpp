@@ -36,18 +36,16 @@ int predict(const Args& args, const Communicator& comm) {
     if (vm["invert"].as<bool>() && vm["no-invert"].as<bool>())
       throw Error("--invert and --no-invert exclude each other");
     if (!vm.count("images")) throw Error("dptrain predict: no image files given (see dptrain predict --help)");
-    const Checkpoint checkpoint = read_checkpoint(required_string(vm, "checkpoint", "the checkpoint to classify with"));
+    const std::string checkpoint_path = required_string(vm, "checkpoint", "the checkpoint to classify with");
+    const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
     Mlp model(checkpoint.arch);
-    std::copy(checkpoint.params.begin(), checkpoint.params.end(), model.params().begin());
+    load_parameters(checkpoint, model, checkpoint_path);
     const int inputs = model.arch().inputs(), classes = model.arch().outputs();
     Workspace workspace(model.arch(), 1);
     std::vector<float> probabilities(static_cast<std::size_t>(classes));
     for (const std::string& path : vm["images"].as<std::vector<std::string>>()) {
-      const GrayImage image = read_gray_image(path);
-      if (static_cast<int>(image.pixels.size()) != inputs) {
-        throw Error(path + ": a " + std::to_string(image.width) + "x" + std::to_string(image.height) +
-                    " image, but the network takes " + std::to_string(inputs) + " pixels (28x28 for MNIST)");
-      }
+      // The size is checked against the header before the pixels are read.
+      const GrayImage image = read_gray_image(path, static_cast<std::size_t>(inputs));
       const bool invert = vm["invert"].as<bool>() || (!vm["no-invert"].as<bool>() && looks_dark_on_light(image));
       Matrix input = workspace.input(1);
       for (int i = 0; i < inputs; ++i) {

@@ -1,7 +1,11 @@
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 
@@ -186,6 +190,19 @@ std::string default_run_dir(const Communicator& comm) {
 
 }  // namespace
 
+TrainConfig train_config_from_ini(const std::string& text, const std::string& source) {
+  const po::options_description options = train_options("runs/from-ini");
+  po::variables_map vm;
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, options), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(source + ": " + program_options_message(e, text));
+  }
+  return config_from(vm);
+}
+
 int train(const Args& args, const Communicator& comm) {
   const StopSignals stop_signals;  // from the start: a signal during set-up stops after the first step
   const po::options_description options = train_options(default_run_dir(comm));
@@ -199,10 +216,14 @@ int train(const Args& args, const Communicator& comm) {
     if ((help = print_help_if_asked(kUsage, options, vm, comm))) return;
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) throw Error("--config " + path + ": cannot open: " + std::strerror(errno));
+      const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+      std::istringstream in(text);
       try {
-        po::store(po::parse_config_file<char>(path.c_str(), options), vm);
+        po::store(po::parse_config_file(in, options), vm);
       } catch (const po::error& e) {
-        throw Error("--config " + path + ": " + e.what());
+        throw Error("--config " + path + ": " + program_options_message(e, text));
       }
     }
     const std::string run_dir = vm["run-dir"].as<std::string>();
@@ -225,11 +246,18 @@ int train(const Args& args, const Communicator& comm) {
       try {
         po::store(po::parse_config_file(saved, options), vm);
       } catch (const po::error& e) {
-        throw Error(resume_path + ": the configuration saved in the checkpoint: " + e.what());
+        throw Error(resume_path +
+                    ": the configuration saved in the checkpoint: " + program_options_message(e, resume->config));
       }
     }
     po::notify(vm);
     config = config_from(vm);
+    if (resume) {
+      // The parameters were shaped by /model: it, not the INI text or a
+      // default, is the architecture of a resumed run (read_checkpoint has
+      // checked that the saved INI agrees with it).
+      config.arch = resume->arch;
+    }
   });
   if (help) return 0;
 

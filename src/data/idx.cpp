@@ -20,7 +20,7 @@ std::vector<std::uint8_t> read_all(const std::string& path) {
   std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), &gzclose);
   if (!file) throw Error(path + ": cannot open: " + std::strerror(errno));
   std::vector<std::uint8_t> bytes;
-  std::vector<std::uint8_t> chunk(1 << 20);
+  std::vector<std::uint8_t> chunk(1 << 16);
   while (true) {
     const int got = gzread(file.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
     if (got < 0) {
@@ -59,7 +59,10 @@ IdxArray read_idx(const std::string& path) {
     const std::uint32_t dim =
         (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
     array.dims.push_back(dim);
-    expected *= dim;
+    // A product that wraps around could equal the file's length by accident.
+    if (__builtin_mul_overflow(expected, std::size_t{dim}, &expected)) {
+      throw Error(path + ": IDX header's dimensions " + join(array.dims, "x") + "... multiply to more than 2^64 bytes");
+    }
   }
   const std::size_t actual = bytes.size() - header;
   if (actual != expected) {

@@ -7,10 +7,13 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
-#include "dptrain/util/test_hooks.hpp"  // test hook (issue 11)
+#include "dptrain/util/text.hpp"
 
 namespace dptrain {
 namespace fs = std::filesystem;
@@ -35,6 +38,12 @@ std::string temporary_name(const std::string& path) {
   return (fs::path(folder_of(path)) / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
 }
 
+std::string trim(const std::string& text) {
+  const std::size_t first = text.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
 std::string layer_name(std::size_t i) { return "layer_" + std::to_string(i); }
 
 void write_layers(hid_t group, const Mlp& model, std::span<const float> buffer, const std::string& file) {
@@ -49,6 +58,17 @@ void write_layers(hid_t group, const Mlp& model, std::span<const float> buffer, 
   }
 }
 
+// Opens group/layer_<i>/{weight,bias} for every layer and checks type,
+// shape and stored size against the architecture, before any is read.
+void check_layer_datasets(hid_t file, const Mlp& layout, const std::string& group, const std::string& path) {
+  for (std::size_t i = 0; i < layout.layers().size(); ++i) {
+    const LayerSlice& l = layout.layers()[i];
+    const std::string name = group + "/" + layer_name(i);
+    h5::check_float32_dataset(file, name + "/weight", {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, path);
+    h5::check_float32_dataset(file, name + "/bias", {static_cast<hsize_t>(l.out)}, path);
+  }
+}
+
 std::vector<float> read_layers(hid_t group, const Mlp& model, const std::string& where, const std::string& file) {
   std::vector<float> buffer(model.num_params());
   for (std::size_t i = 0; i < model.layers().size(); ++i) {
@@ -57,10 +77,135 @@ std::vector<float> read_layers(hid_t group, const Mlp& model, const std::string&
     const std::vector<float> w =
         h5::read_floats(group, name + "/weight", {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, file);
     const std::vector<float> b = h5::read_floats(group, name + "/bias", {static_cast<hsize_t>(l.out)}, file);
+    // read_floats returned exactly the checked shape, so both fit their slices.
     std::copy(w.begin(), w.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.weight_offset));
     std::copy(b.begin(), b.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.bias_offset));
   }
   return buffer;
+}
+
+// The parameter count of `layers` without building anything, or an Error when
+// it exceeds kMaxCheckpointParameters (each size is at most 10^6, so no step overflows).
+std::size_t checked_parameter_count(const std::vector<int>& layers, const std::string& path) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+    total += static_cast<std::size_t>(layers[i]) * static_cast<std::size_t>(layers[i + 1]) +
+             static_cast<std::size_t>(layers[i + 1]);
+    if (total > kMaxCheckpointParameters) {
+      throw Error(path + ": /model attribute layers " + join(layers, ",") + " means more than " +
+                  std::to_string(kMaxCheckpointParameters) + " parameters, the most a checkpoint may hold");
+    }
+  }
+  return total;
+}
+
+// The saved configuration's key = value lines (Boost.Program_options' INI
+// syntax: # comments, [section] prefixes). A key given twice is an error, as
+// it is for the parser that reads the same text on --resume.
+std::map<std::string, std::string> saved_settings(const std::string& text, const std::string& path) {
+  std::map<std::string, std::string> settings;
+  std::istringstream in(text);
+  std::string line, prefix;
+  for (int number = 1; std::getline(in, line); ++number) {
+    line = trim(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    if (line.front() == '[' && line.back() == ']') {
+      prefix = trim(line.substr(1, line.size() - 2)) + ".";
+      continue;
+    }
+    const std::size_t equals = line.find('=');
+    if (equals == std::string::npos) {
+      throw Error(path + ": attribute config, line " + std::to_string(number) + ": expected key = value, found '" +
+                  line.substr(0, 64) + "'");
+    }
+    const std::string key = prefix + trim(line.substr(0, equals));
+    if (!settings.emplace(key, trim(line.substr(equals + 1))).second) {
+      throw Error(path + ": attribute config sets " + key + " twice");
+    }
+  }
+  return settings;
+}
+
+// Checks the saved configuration against the attributes: the INI is what
+// --resume fills unset options from, the attributes what the parameters were
+// shaped and trained by. They must say the same.
+class ConfigCrossCheck {
+ public:
+  ConfigCrossCheck(const std::string& config, const std::string& path)
+      : settings_(saved_settings(config, path)), path_(path) {}
+
+  void text(const std::string& key, const std::string& attribute, const std::string& stored,
+            std::string (*normalise)(const std::string&) = nullptr) {
+    const std::string& saved = value(key, attribute, stored);
+    const std::string given = normalise ? normalise(saved) : saved;
+    if (given != stored) mismatch(key, saved, attribute, stored);
+  }
+
+  void number(const std::string& key, const std::string& attribute, double stored) {
+    const std::string& saved = value(key, attribute, format_number(stored));
+    char* end = nullptr;
+    const double given = std::strtod(saved.c_str(), &end);
+    const bool parsed = !saved.empty() && end == saved.c_str() + saved.size();
+    // The INI holds 17 significant digits of the same double (or float): equal up to rounding.
+    if (!parsed || !(std::abs(given - stored) <= 1e-9 * std::max(1.0, std::abs(stored)))) {
+      mismatch(key, saved, attribute, format_number(stored));
+    }
+  }
+
+  void flag(const std::string& key, const std::string& attribute, bool stored) {
+    const std::string& saved = value(key, attribute, stored ? "true" : "false");
+    static const std::set<std::string> yes = {"true", "1", "yes", "on"}, no = {"false", "0", "no", "off"};
+    if (!(stored ? yes : no).contains(saved)) mismatch(key, saved, attribute, stored ? "true" : "false");
+  }
+
+ private:
+  const std::string& value(const std::string& key, const std::string& attribute, const std::string& stored) {
+    const auto found = settings_.find(key);
+    if (found == settings_.end()) {
+      throw Error(path_ + ": attribute config (the saved configuration) lacks " + key + ", which " + attribute +
+                  " gives as " + stored);
+    }
+    return found->second;
+  }
+
+  [[noreturn]] void mismatch(const std::string& key, const std::string& saved, const std::string& attribute,
+                             const std::string& stored) const {
+    throw Error(path_ + ": attribute config (the saved configuration) says " + key + " = " + saved.substr(0, 64) +
+                ", but " + attribute + " is " + stored + ": the checkpoint contradicts itself (edited or damaged)");
+  }
+
+  std::map<std::string, std::string> settings_;
+  std::string path_;
+};
+
+std::string normalise_layers(const std::string& text) {
+  try {
+    return Architecture{parse_layers(text)}.layers_string();
+  } catch (const Error&) {
+    return text;  // reported as a mismatch, with the text as saved
+  }
+}
+
+void cross_check_config(const Checkpoint& c, const std::string& path) {
+  ConfigCrossCheck check(c.config, path);
+  check.text("layers", "/model attribute layers", c.arch.layers_string(), normalise_layers);
+  check.text("activation", "/model attribute activation", to_string(c.arch.hidden));
+  check.text("output", "/model attribute output", to_string(c.arch.output));
+  check.text("loss", "/model attribute loss", to_string(c.arch.loss));
+  const OptimizerSettings& o = c.optimizer;
+  check.number("lr", "/optimizer attribute lr", o.lr);
+  check.number("momentum", "/optimizer attribute momentum", o.sgd.momentum);
+  check.flag("nesterov", "/optimizer attribute nesterov", o.sgd.nesterov);
+  check.number("weight-decay", "/optimizer attribute weight_decay", o.sgd.weight_decay);
+  check.text("lr-schedule", "/optimizer attribute lr_schedule", to_string(o.schedule));
+  check.number("warmup-epochs", "/optimizer attribute warmup_epochs", o.warmup_epochs);
+  check.number("lr-step-epochs", "/optimizer attribute lr_step_epochs", o.lr_step_epochs);
+  check.number("lr-gamma", "/optimizer attribute lr_gamma", o.lr_gamma);
+  const Progress& p = c.progress;
+  check.number("batch-size", "/progress attribute batch_size", static_cast<double>(p.batch_size));
+  check.number("seed", "/progress attribute seed", static_cast<double>(p.seed));
+  check.flag("shuffle", "/progress attribute shuffle", p.shuffle);
+  check.text("data", "/progress attribute data_file", p.data_file);
 }
 
 void write_contents(hid_t file, const std::string& path, const Mlp& model, const Sgd& optimizer,
@@ -111,7 +256,7 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
   const std::string temporary = temporary_name(path);
   try {
     {
-      h5::Handle file = h5::create_file(temporary);
+      h5::Handle file = h5::create_checksummed_file(temporary);
       write_contents(file, path, model, optimizer, settings, progress, config);
       h5::flush(file, temporary);
       file.reset();  // H5Fclose can fail on a full disk too; the fsync below then fails
@@ -164,14 +309,24 @@ void point_link_atomically(const std::string& link, const std::string& target) {
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
+  // libhdf5 1.10.8 overruns buffers on some malformed metadata (fuzz_checkpoint
+  // found one in its attribute decoder). Checkpoints are written with
+  // checksummed metadata, which HDF5 verifies before decoding: a file without
+  // them is refused before HDF5 parses any of it.
+  const int superblock = h5::superblock_version(path);
+  if (superblock < kCheckpointMinSuperblock) {
+    throw Error(path + ": HDF5 superblock version " + std::to_string(superblock) + ", expected " +
+                std::to_string(kCheckpointMinSuperblock) +
+                " or later: checkpoints are written with checksummed metadata (HDF5 1.10 format), and files "
+                "without it are not parsed (h5repack --low=2 --high=2 OLD NEW rewrites one)");
+  }
   h5::Handle file = h5::open_file(path);
   Checkpoint c;
-  const std::string where = path;
   if (!h5::exists(file, "/model")) throw Error(path + ": not a dptrain checkpoint (group /model is missing)");
   h5::Handle m = h5::open_group(file, "/model", path);
   const std::string format = h5::read_string_attribute(m, "format", path + ": /model");
   if (format != "dptrain-checkpoint") {
-    throw Error(path + ": /model attribute format is '" + format + "', expected 'dptrain-checkpoint'");
+    throw Error(path + ": /model attribute format is '" + format.substr(0, 64) + "', expected 'dptrain-checkpoint'");
   }
   const std::int64_t version = c.format_version = h5::read_int_attribute(m, "format_version", path + ": /model");
   if (version < 1 || version > kCheckpointFormatVersion) {
@@ -180,7 +335,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   }
   for (std::int64_t n : h5::read_ints_attribute(m, "layers", path + ": /model")) {
     if (n < 1 || n > 1'000'000)
-      throw Error(path + ": /model attribute layers holds an invalid size " + std::to_string(n));
+      throw Error(path + ": /model attribute layers holds an invalid size " + std::to_string(n) +
+                  ", expected 1..1000000");
     c.arch.layers.push_back(static_cast<int>(n));
   }
   try {
@@ -191,8 +347,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   } catch (const Error& e) {
     throw Error(path + ": /model: " + e.what());
   }
+  checked_parameter_count(c.arch.layers, path);
   const Mlp layout(c.arch);
-  c.params = read_layers(file, layout, "/model", path);
 
   h5::Handle o = h5::open_group(file, "/optimizer", path);
   const std::string ow = path + ": /optimizer";
@@ -200,11 +356,14 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.optimizer.sgd.momentum = static_cast<float>(h5::read_double_attribute(o, "momentum", ow));
   c.optimizer.sgd.weight_decay = static_cast<float>(h5::read_double_attribute(o, "weight_decay", ow));
   c.optimizer.sgd.nesterov = h5::read_int_attribute(o, "nesterov", ow) != 0;
-  c.optimizer.schedule = parse_schedule(h5::read_string_attribute(o, "lr_schedule", ow));
+  try {
+    c.optimizer.schedule = parse_schedule(h5::read_string_attribute(o, "lr_schedule", ow));
+  } catch (const Error& e) {
+    throw Error(ow + " attribute lr_schedule: " + e.what());
+  }
   c.optimizer.warmup_epochs = h5::read_double_attribute(o, "warmup_epochs", ow);
   c.optimizer.lr_step_epochs = h5::read_double_attribute(o, "lr_step_epochs", ow);
   c.optimizer.lr_gamma = h5::read_double_attribute(o, "lr_gamma", ow);
-  if (c.optimizer.sgd.momentum != 0.0f) c.velocity = read_layers(file, layout, "/optimizer", path);
 
   h5::Handle p = h5::open_group(file, "/progress", path);
   const std::string pw = path + ": /progress";
@@ -224,10 +383,33 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (h5::has_attribute(p, "epoch_seconds"))
     c.progress.epoch_seconds = h5::read_double_attribute(p, "epoch_seconds", pw);
   if (c.progress.epochs_done < 0 || c.progress.global_step < 0 || c.progress.step_in_epoch < 0) {
-    throw Error(pw + ": negative progress counters");
+    throw Error(pw + ": negative progress counters (epochs_done " + std::to_string(c.progress.epochs_done) +
+                ", step_in_epoch " + std::to_string(c.progress.step_in_epoch) + ", global_step " +
+                std::to_string(c.progress.global_step) + ")");
+  }
+  if (c.progress.batch_size < 1 || c.progress.world_size < 1) {
+    throw Error(pw + ": batch_size " + std::to_string(c.progress.batch_size) + " and world_size " +
+                std::to_string(c.progress.world_size) + ", expected both >= 1");
   }
   c.config = h5::read_string_attribute(file, "config", path + ": /");
+  cross_check_config(c, path);
+
+  // Every dataset is checked against the architecture before any is read.
+  const bool has_velocity = c.optimizer.sgd.momentum != 0.0f;
+  check_layer_datasets(file, layout, "/model", path);
+  if (has_velocity) check_layer_datasets(file, layout, "/optimizer", path);
+  c.params = read_layers(file, layout, "/model", path);
+  if (has_velocity) c.velocity = read_layers(file, layout, "/optimizer", path);
   return c;
+}
+
+void load_parameters(const Checkpoint& checkpoint, Mlp& model, const std::string& path) {
+  if (model.arch() != checkpoint.arch || model.num_params() != checkpoint.params.size()) {
+    throw Error(path + ": the checkpoint holds " + std::to_string(checkpoint.params.size()) + " parameters of " +
+                checkpoint.arch.layers_string() + ", the network being loaded has " +
+                std::to_string(model.num_params()) + " (" + model.arch().layers_string() + ")");
+  }
+  std::copy(checkpoint.params.begin(), checkpoint.params.end(), model.params().begin());
 }
 
 }  // namespace dptrain

@@ -58,6 +58,7 @@ Workspace::Workspace(const Architecture& arch, int max_rows) : max_rows_(max_row
     deltas_.emplace_back(static_cast<std::size_t>(max_rows) * arch.layers[i]);
   }
   ones_.assign(max_rows, 1.0f);
+  logits_.assign(static_cast<std::size_t>(max_rows) * arch.outputs(), 0.0f);
 }
 
 Matrix Workspace::input(int rows) {
@@ -110,9 +111,21 @@ ConstMatrix Mlp::forward(Workspace& ws, int rows, int first_row) const {
     // Z[rows x out] = X[rows x in] * W^T[in x out]
     blas::gemm_a_bt(x, weight(params_, i), z, 1.0f, 0.0f);
     const bool last = i + 1 == layers_.size();
+    if (last) {
+      // Keep Z_L = X W^T + b before the output activation overwrites it (same float sums as below).
+      const std::span<const float> b = bias(params_, i);
+      for (int r = 0; r < rows; ++r) {
+        float* logits = ws.logits_.data() + static_cast<std::size_t>(first_row + r) * l.out;
+        for (int c = 0; c < l.out; ++c) logits[c] = z(r, c) + b[static_cast<std::size_t>(c)];
+      }
+    }
     add_bias_and_activate(z, bias(params_, i), last ? arch_.output : arch_.hidden);
   }
   return {ws.activations_.back().data() + static_cast<std::size_t>(first_row) * arch_.outputs(), rows, arch_.outputs()};
+}
+
+ConstMatrix Mlp::logits(const Workspace& ws, int rows, int first_row) const {
+  return {ws.logits_.data() + static_cast<std::size_t>(first_row) * arch_.outputs(), rows, arch_.outputs()};
 }
 
 double Mlp::backward(Workspace& ws, int rows, std::span<const std::int32_t> labels, float scale,
@@ -127,7 +140,8 @@ double Mlp::output_delta(Workspace& ws, int rows, std::span<const std::int32_t> 
   const std::size_t offset = static_cast<std::size_t>(first_row) * arch_.outputs();
   ConstMatrix output{ws.activations_.back().data() + offset, rows, arch_.outputs()};
   Matrix top_delta{ws.deltas_.back().data() + offset, rows, arch_.outputs()};
-  return loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta);
+  return loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta,
+                               logits(ws, rows, first_row));
 }
 
 void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink, int first_row) const {

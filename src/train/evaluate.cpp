@@ -34,11 +34,12 @@ EvalResult empty_result(int classes) {
 }
 
 // Adds a pass's outputs to `result`; labels may be empty (unlabelled data).
-void accumulate(const Architecture& arch, ConstMatrix out, std::span<const std::int32_t> labels, EvalResult& result,
-                ExactStatistics& sums) {
+void accumulate(const Architecture& arch, ConstMatrix out, ConstMatrix logits, std::span<const std::int32_t> labels,
+                EvalResult& result, ExactStatistics& sums) {
   std::vector<float> probabilities(static_cast<std::size_t>(out.cols));
   if (!labels.empty()) {
-    sums.refused += exact::accumulate(loss_sum(arch.loss, arch.output, out, labels), sums.loss, exact::kStatisticBits);
+    sums.refused += exact::accumulate(loss_sum(arch.loss, arch.output, out, labels, logits), sums.loss,
+                                       exact::kStatisticBits);
   }
   double top_probability_sum = 0.0;
   for (int r = 0; r < out.rows; ++r) {
@@ -122,7 +123,7 @@ EvalResult Evaluator::run(const Mlp& model) const {
                                                    static_cast<std::size_t>(rows));
       shard_.gather(indices, workspace_.input(rows), labels_);
       const ConstMatrix out = model.forward(workspace_, rows);
-      accumulate(model.arch(), out, std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)),
+      accumulate(model.arch(), out, model.logits(workspace_, rows), std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)),
                  local, sums);
     }
     shard_begin += shard.count;
@@ -146,7 +147,8 @@ EvalResult evaluate_noise(const Mlp& model, std::int64_t count, std::uint64_t se
       Rng rng(seed, purpose::noise, static_cast<std::uint64_t>(first + begin + r));
       for (int c = 0; c < input.cols; ++c) input(r, c) = static_cast<float>(rng.uniform());
     }
-    accumulate(model.arch(), model.forward(workspace, rows), {}, local, sums);
+    const ConstMatrix out = model.forward(workspace, rows);
+    accumulate(model.arch(), out, model.logits(workspace, rows), {}, local, sums);
   }
   return sum_over_ranks(local, sums, comm);
 }

@@ -1,6 +1,9 @@
 #include "dptrain/util/hdf5.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/text.hpp"
@@ -22,6 +25,25 @@ hid_t check(hid_t id, const std::string& what) {
 void check_status(herr_t status, const std::string& what) {
   if (status < 0) throw Error(what + ": " + last_error());
 }
+
+// H5Tget_size and H5Sget_simple_extent_npoints report failure as 0 and -1.
+std::size_t checked_type_size(hid_t type, const std::string& what) {
+  const std::size_t size = H5Tget_size(type);
+  if (size == 0) throw Error(what + ": cannot read the type's size: " + last_error());
+  return size;
+}
+
+hssize_t checked_points(hid_t space, const std::string& what) {
+  const hssize_t points = H5Sget_simple_extent_npoints(space);
+  if (points < 0) throw Error(what + ": cannot read the shape: " + last_error());
+  return points;
+}
+
+// A string attribute longer than this is not one dptrain wrote (the largest,
+// config, is about 1 KB): refused before allocating its size.
+constexpr std::size_t kMaxStringAttributeBytes = std::size_t{1} << 24;
+// An integer attribute with more values than this is not one dptrain wrote (layers has a few).
+constexpr hssize_t kMaxIntAttributeValues = 1 << 16;
 
 }  // namespace
 
@@ -91,6 +113,27 @@ Handle create_file(const std::string& path) {
           H5Fclose};
 }
 
+Handle create_checksummed_file(const std::string& path) {
+  const Handle fapl = unlocked_access(path);
+  check_status(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST),
+               path + ": cannot ask for the checksummed file format");
+  return {check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), path + ": cannot create HDF5 file"),
+          H5Fclose};
+}
+
+int superblock_version(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  char head[9] = {};
+  in.read(head, sizeof head);
+  static const char signature[] = "\x89HDF\r\n\x1a\n";
+  if (in.gcount() < 9 || std::memcmp(head, signature, 8) != 0) {
+    throw Error(path + ": not an HDF5 file (no HDF5 signature at its start; " + std::to_string(in.gcount()) +
+                " bytes read)");
+  }
+  return static_cast<unsigned char>(head[8]);
+}
+
 void flush(hid_t file, const std::string& path) {
   check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), path + ": cannot flush");
 }
@@ -107,6 +150,7 @@ Handle create_group(hid_t loc, const std::string& name, const std::string& file)
 }
 
 bool exists(hid_t loc, const std::string& name) {
+  if (name.empty()) return false;
   // Checks each path component, as H5Lexists requires the parents to exist.
   std::size_t pos = name.front() == '/' ? 1 : 0;
   while (true) {
@@ -140,13 +184,20 @@ DatasetInfo describe(hid_t dataset) {
   DatasetInfo info;
   Handle type(check(H5Dget_type(dataset), "cannot read a dataset's type"), H5Tclose);
   info.type_class = H5Tget_class(type);
-  info.type_size = H5Tget_size(type);
-  info.is_signed = info.type_class == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_2;
+  if (info.type_class == H5T_NO_CLASS) throw Error("cannot read a dataset's type class: " + last_error());
+  info.type_size = checked_type_size(type, "a dataset's type");
+  if (info.type_class == H5T_INTEGER) {
+    const H5T_sign_t sign = H5Tget_sign(type);
+    if (sign == H5T_SGN_ERROR) throw Error("cannot read a dataset's signedness: " + last_error());
+    info.is_signed = sign == H5T_SGN_2;
+  }
   Handle space(check(H5Dget_space(dataset), "cannot read a dataset's shape"), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space);
   if (rank < 0) throw Error("cannot read a dataset's rank: " + last_error());
   info.dims.resize(static_cast<std::size_t>(rank));
-  H5Sget_simple_extent_dims(space, info.dims.data(), nullptr);
+  if (H5Sget_simple_extent_dims(space, info.dims.data(), nullptr) < 0) {
+    throw Error("cannot read a dataset's dimensions: " + last_error());
+  }
   return info;
 }
 
@@ -167,18 +218,48 @@ void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t fil
   check_status(H5Dwrite(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), what);
 }
 
-std::vector<float> read_floats(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
-                               const std::string& file) {
-  Handle dataset = open_dataset(loc, name, file);
+namespace {
+
+// The checks of check_float32_dataset on an open dataset; returns the number of values.
+std::size_t check_float32(hid_t dataset, const std::string& name, const std::vector<hsize_t>& dims,
+                          const std::string& file) {
   const DatasetInfo info = describe(dataset);
-  if (info.type_class != H5T_FLOAT || info.dims != dims) {
+  if (info.type_class != H5T_FLOAT || info.type_size != 4 || info.dims != dims) {
     DatasetInfo expected{H5T_FLOAT, 4, false, dims};
     throw Error(file + ": dataset " + name + " is " + info.type_name() + " " + info.dims_string() +
                 ", expected float32 " + expected.dims_string());
   }
   std::size_t count = 1;
   for (hsize_t d : dims) count *= d;
-  std::vector<float> values(count);
+  // Uncompressed data occupies exactly its size in the file: anything else is
+  // a crafted or damaged header (HDF5 would fill the gap or fail later).
+  const std::string what = file + ": dataset " + name;
+  Handle create(check(H5Dget_create_plist(dataset), what + ": cannot read its creation properties"), H5Pclose);
+  const int filters = H5Pget_nfilters(create);
+  if (filters < 0) throw Error(what + ": cannot read its filters: " + last_error());
+  if (filters == 0) {
+    const hsize_t stored = H5Dget_storage_size(dataset);
+    if (stored != count * sizeof(float)) {
+      throw Error(what + " stores " + std::to_string(stored) + " bytes, expected " +
+                  std::to_string(count * sizeof(float)) + " for float32 " + info.dims_string() +
+                  " (the file is damaged or was edited)");
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+void check_float32_dataset(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
+                           const std::string& file) {
+  Handle dataset = open_dataset(loc, name, file);
+  check_float32(dataset, name, dims, file);
+}
+
+std::vector<float> read_floats(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
+                               const std::string& file) {
+  Handle dataset = open_dataset(loc, name, file);
+  std::vector<float> values(check_float32(dataset, name, dims, file));
   check_status(H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
                file + ": cannot read dataset " + name);
   return values;
@@ -188,13 +269,17 @@ namespace {
 
 void write_attribute_raw(hid_t loc, const std::string& name, hid_t type, hid_t space, const void* data) {
   const std::string what = "cannot write attribute " + name;
-  if (H5Aexists(loc, name.c_str()) > 0) check_status(H5Adelete(loc, name.c_str()), what);
+  const htri_t existing = H5Aexists(loc, name.c_str());
+  check_status(existing, what);
+  if (existing > 0) check_status(H5Adelete(loc, name.c_str()), what);
   Handle attr(check(H5Acreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), what), H5Aclose);
   check_status(H5Awrite(attr, type, data), what);
 }
 
 Handle open_attribute(hid_t loc, const std::string& name, const std::string& where) {
-  if (H5Aexists(loc, name.c_str()) <= 0) {
+  const htri_t found = H5Aexists(loc, name.c_str());
+  if (found < 0) throw Error(where + ": cannot look for attribute " + name + ": " + last_error());
+  if (found == 0) {
     H5Eclear2(H5E_DEFAULT);
     throw Error(where + ": attribute " + name + " is missing");
   }
@@ -204,26 +289,27 @@ Handle open_attribute(hid_t loc, const std::string& name, const std::string& whe
 }  // namespace
 
 void write_attribute(hid_t loc, const std::string& name, const std::string& value) {
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, std::max<std::size_t>(1, value.size()));
-  H5Tset_strpad(type, H5T_STR_NULLPAD);
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  const std::string what = "cannot write attribute " + name;
+  Handle type(check(H5Tcopy(H5T_C_S1), what), H5Tclose);
+  check_status(H5Tset_size(type, std::max<std::size_t>(1, value.size())), what);
+  check_status(H5Tset_strpad(type, H5T_STR_NULLPAD), what);
+  Handle space(check(H5Screate(H5S_SCALAR), what), H5Sclose);
   write_attribute_raw(loc, name, type, space, value.empty() ? "" : value.data());
 }
 
 void write_attribute(hid_t loc, const std::string& name, std::int64_t value) {
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle space(check(H5Screate(H5S_SCALAR), "cannot write attribute " + name), H5Sclose);
   write_attribute_raw(loc, name, H5T_NATIVE_INT64, space, &value);
 }
 
 void write_attribute(hid_t loc, const std::string& name, double value) {
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle space(check(H5Screate(H5S_SCALAR), "cannot write attribute " + name), H5Sclose);
   write_attribute_raw(loc, name, H5T_NATIVE_DOUBLE, space, &value);
 }
 
 void write_attribute(hid_t loc, const std::string& name, const std::vector<std::int64_t>& values) {
   const hsize_t n = values.size();
-  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle space(check(H5Screate_simple(1, &n, nullptr), "cannot write attribute " + name), H5Sclose);
   write_attribute_raw(loc, name, H5T_NATIVE_INT64, space, values.data());
 }
 
@@ -234,20 +320,34 @@ bool has_attribute(hid_t loc, const std::string& name) {
 }
 
 std::string read_string_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  const std::string what = where + ": attribute " + name;
   Handle attr = open_attribute(loc, name, where);
-  Handle type(check(H5Aget_type(attr), where + ": attribute " + name), H5Tclose);
-  if (H5Tget_class(type) != H5T_STRING) throw Error(where + ": attribute " + name + " is not a string");
-  if (H5Tis_variable_str(type) > 0) {
+  Handle type(check(H5Aget_type(attr), what), H5Tclose);
+  if (H5Tget_class(type) != H5T_STRING) throw Error(what + " is not a string");
+  // H5Aread writes every element: an array of strings would overrun one string's buffer.
+  Handle space(check(H5Aget_space(attr), what), H5Sclose);
+  const hssize_t points = checked_points(space, what);
+  if (points != 1) throw Error(what + " holds " + std::to_string(points) + " values, expected one string");
+  const htri_t variable = H5Tis_variable_str(type);
+  check_status(variable, what);
+  if (variable > 0) {
     char* text = nullptr;
-    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mem, H5T_VARIABLE);
-    H5Tset_cset(mem, H5Tget_cset(type));  // h5py writes UTF-8; HDF5 converts no charsets
+    Handle mem(check(H5Tcopy(H5T_C_S1), what), H5Tclose);
+    check_status(H5Tset_size(mem, H5T_VARIABLE), what);
+    const H5T_cset_t charset = H5Tget_cset(type);
+    if (charset == H5T_CSET_ERROR) throw Error(what + ": cannot read its character set: " + last_error());
+    check_status(H5Tset_cset(mem, charset), what);  // h5py writes UTF-8; HDF5 converts no charsets
     check_status(H5Aread(attr, mem, &text), where + ": cannot read attribute " + name);
     std::string value = text ? text : "";
     H5free_memory(text);
     return value;
   }
-  std::string value(H5Tget_size(type), '\0');
+  const std::size_t size = checked_type_size(type, what);
+  if (size > kMaxStringAttributeBytes) {
+    throw Error(what + " is a string of " + std::to_string(size) + " bytes, expected at most " +
+                std::to_string(kMaxStringAttributeBytes));
+  }
+  std::string value(size, '\0');
   check_status(H5Aread(attr, type, value.data()), where + ": cannot read attribute " + name);
   value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
   return value;
@@ -260,21 +360,30 @@ std::int64_t read_int_attribute(hid_t loc, const std::string& name, const std::s
 }
 
 double read_double_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  const std::string what = where + ": attribute " + name;
   Handle attr = open_attribute(loc, name, where);
-  Handle space(H5Aget_space(attr), H5Sclose);
-  if (H5Sget_simple_extent_npoints(space) != 1) throw Error(where + ": attribute " + name + " should hold one number");
+  Handle type(check(H5Aget_type(attr), what), H5Tclose);
+  const H5T_class_t type_class = H5Tget_class(type);
+  if (type_class != H5T_FLOAT && type_class != H5T_INTEGER) throw Error(what + " is not a number");
+  Handle space(check(H5Aget_space(attr), what), H5Sclose);
+  if (checked_points(space, what) != 1) throw Error(what + " should hold one number");
   double value = 0;
   check_status(H5Aread(attr, H5T_NATIVE_DOUBLE, &value), where + ": cannot read attribute " + name);
   return value;
 }
 
 std::vector<std::int64_t> read_ints_attribute(hid_t loc, const std::string& name, const std::string& where) {
+  const std::string what = where + ": attribute " + name;
   Handle attr = open_attribute(loc, name, where);
-  Handle type(check(H5Aget_type(attr), where + ": attribute " + name), H5Tclose);
-  if (H5Tget_class(type) != H5T_INTEGER) throw Error(where + ": attribute " + name + " is not an integer");
-  Handle space(H5Aget_space(attr), H5Sclose);
-  const hssize_t n = H5Sget_simple_extent_npoints(space);
-  std::vector<std::int64_t> values(static_cast<std::size_t>(std::max<hssize_t>(0, n)));
+  Handle type(check(H5Aget_type(attr), what), H5Tclose);
+  if (H5Tget_class(type) != H5T_INTEGER) throw Error(what + " is not an integer");
+  Handle space(check(H5Aget_space(attr), what), H5Sclose);
+  const hssize_t n = checked_points(space, what);
+  if (n > kMaxIntAttributeValues) {
+    throw Error(what + " holds " + std::to_string(n) + " integers, expected at most " +
+                std::to_string(kMaxIntAttributeValues));
+  }
+  std::vector<std::int64_t> values(static_cast<std::size_t>(n));
   check_status(H5Aread(attr, H5T_NATIVE_INT64, values.data()), where + ": cannot read attribute " + name);
   return values;
 }

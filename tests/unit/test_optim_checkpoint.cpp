@@ -9,6 +9,7 @@
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/optim/schedule.hpp"
 #include "dptrain/optim/sgd.hpp"
+#include "dptrain/train/config.hpp"
 #include "dptrain/util/denormals.hpp"
 #include "dptrain/util/hdf5.hpp"
 #include "test_files.hpp"
@@ -106,13 +107,24 @@ struct Saved {
     settings.warmup_epochs = 1.5;
     progress = Progress{7, 3, 1234, 4, 64, 12, 99, false, "data.h5", std::string(64, 'a')};
   }
+  // The saved INI of the run that wrote these: read_checkpoint checks it against the attributes.
+  std::string config() const {
+    TrainConfig c;
+    c.data = progress.data_file;
+    c.arch = model.arch();
+    c.optimizer = settings;
+    c.batch_size = progress.batch_size;
+    c.seed = progress.seed;
+    c.shuffle = progress.shuffle;
+    return c.to_ini();
+  }
 };
 
 TEST(Checkpoint, RoundTripRestoresEverything) {
   TempDir dir;
   Saved s;
   const std::string path = dir / "c.h5";
-  write_checkpoint(path, s.model, s.optimizer, s.settings, s.progress, "lr = 0.05\n");
+  write_checkpoint(path, s.model, s.optimizer, s.settings, s.progress, s.config());
   const Checkpoint c = read_checkpoint(path);
   EXPECT_EQ(c.arch, s.model.arch());
   EXPECT_TRUE(std::equal(c.params.begin(), c.params.end(), s.model.params().begin()));
@@ -130,14 +142,14 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
   EXPECT_EQ(c.progress.seed, 99);
   EXPECT_FALSE(c.progress.shuffle);
   EXPECT_EQ(c.progress.data_sha256, std::string(64, 'a'));
-  EXPECT_EQ(c.config, "lr = 0.05\n");
+  EXPECT_EQ(c.config, s.config());
 }
 
 TEST(Checkpoint, LayoutIsTheDocumentedOne) {
   TempDir dir;
   Saved s;
   const std::string path = dir / "c.h5";
-  write_checkpoint(path, s.model, s.optimizer, s.settings, s.progress, "");
+  write_checkpoint(path, s.model, s.optimizer, s.settings, s.progress, s.config());
   h5::Handle file = h5::open_file(path);
   h5::Handle model = h5::open_group(file, "/model", path);
   EXPECT_EQ(h5::read_string_attribute(model, "format", path), "dptrain-checkpoint");
@@ -161,7 +173,7 @@ TEST(Checkpoint, BadFilesNameTheProblem) {
   Saved s;
   write_bytes(dir / "empty.h5", {});
   EXPECT_THROW(read_checkpoint(dir / "empty.h5"), Error);
-  write_checkpoint(dir / "c.h5", s.model, s.optimizer, s.settings, s.progress, "");
+  write_checkpoint(dir / "c.h5", s.model, s.optimizer, s.settings, s.progress, s.config());
   std::vector<std::uint8_t> bytes = read_bytes(dir / "c.h5");
   bytes.resize(bytes.size() * 2 / 3);
   write_bytes(dir / "cut.h5", bytes);
@@ -172,7 +184,7 @@ TEST(Checkpoint, BadFilesNameTheProblem) {
     EXPECT_NE(std::string(e.what()).find("cut.h5"), std::string::npos) << e.what();
   }
   {
-    h5::Handle file = h5::create_file(dir / "other.h5");
+    h5::Handle file = h5::create_checksummed_file(dir / "other.h5");
     h5::Handle model = h5::create_group(file, "/model", "other.h5");
     h5::write_attribute(model, "format", std::string("something-else"));
   }

@@ -2,7 +2,9 @@
 // Checkpoints: one self-describing HDF5 file per save. The layout is an
 // interface for users' own tools and is documented in README.md:
 //
-//   /                     attribute config: the run's effective configuration (INI)
+//   /                     attribute config: the run's effective configuration (INI);
+//                         its architecture, optimizer and progress settings must
+//                         agree with the attributes below (read_checkpoint checks)
 //   /model                attributes format="dptrain-checkpoint", format_version,
 //                         layers (int64[]), activation, output, loss
 //   /model/layer_<i>/weight  float32 [out, in];  /model/layer_<i>/bias  float32 [out]
@@ -12,6 +14,7 @@
 //   /progress             attributes epochs_done, step_in_epoch, global_step,
 //                         world_size, batch_size, shards, seed, shuffle, data_file, data_sha256,
 //                         epoch_loss_sum, epoch_seconds
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +26,14 @@
 namespace dptrain {
 
 inline constexpr std::int64_t kCheckpointFormatVersion = 1;
+
+// Checkpoints are HDF5 files in the 1.10 format (superblock version 3),
+// whose metadata checksums HDF5 verifies before decoding anything.
+inline constexpr int kCheckpointMinSuperblock = 2;
+
+// The most parameters a checkpoint may hold (4 GiB of float32): a crafted
+// /model attribute layers must not make the reader allocate without bound.
+inline constexpr std::size_t kMaxCheckpointParameters = std::size_t{1} << 30;
 
 struct Progress {
   std::int64_t epochs_done = 0;
@@ -59,7 +70,15 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
                       const OptimizerSettings& settings, const Progress& progress, const std::string& config);
 
 // Reads and validates a checkpoint; errors name the file and the field.
+// Before anything is allocated or copied: the architecture attributes are
+// checked (sizes, kMaxCheckpointParameters), every parameter dataset's type,
+// shape and stored size against that architecture, and the saved INI
+// configuration against the /model, /optimizer and /progress attributes.
 Checkpoint read_checkpoint(const std::string& path);
+
+// Copies the checkpoint's parameters into `model`, which must have the
+// checkpoint's architecture (an Error naming `path` otherwise, nothing copied).
+void load_parameters(const Checkpoint& checkpoint, Mlp& model, const std::string& path);
 
 // Keeps the `keep` newest checkpoint files (epoch-*.h5, step-*.h5) of a
 // folder and removes older ones; keep = 0 keeps all.

@@ -22,11 +22,20 @@ std::string to_string(Loss l);
 Loss parse_loss(const std::string& name);
 
 // Sum over the rows of each sample's loss (not yet divided by B).
-double loss_sum(Loss loss, Activation output, ConstMatrix a, std::span<const std::int32_t> labels);
+//
+// Cross-entropy is computed from `logits` (z, the output layer's
+// pre-activations) when given: -log softmax(z)_y = logsumexp(z) - z_y and
+// -log sigmoid(+-z) = softplus(-+z), exact in double for any finite z. Nothing
+// is clamped: a network that blows up shows a huge loss (or inf/NaN), never a
+// plausible-looking constant. Without logits it falls back to -log a, which is
+// +inf when a probability has underflowed to 0.
+double loss_sum(Loss loss, Activation output, ConstMatrix a, std::span<const std::int32_t> labels,
+                ConstMatrix logits = {});
 
 // Writes delta = scale * dC/dz for the output layer's pre-activations z,
-// where a = output(z), and returns the same loss_sum.
+// where a = output(z), and returns the same loss_sum. The gradient uses a
+// only (softmax - onehot for cross-entropy).
 double loss_and_output_delta(Loss loss, Activation output, ConstMatrix a, std::span<const std::int32_t> labels,
-                             float scale, Matrix delta);
+                             float scale, Matrix delta, ConstMatrix logits = {});
 
 }  // namespace dptrain

@@ -64,6 +64,9 @@ class Workspace {
   std::vector<std::vector<float>> activations_;  // A_0 .. A_L, each [max_rows x n_i]
   std::vector<std::vector<float>> deltas_;       // dC/dZ_1 .. dC/dZ_L
   std::vector<float> ones_;                      // [max_rows] of 1, for bias gradients
+  // Z_L [max_rows x n_L], the output layer's pre-activations: the exact
+  // cross-entropy needs them, A_L = softmax(Z_L) has lost them where it underflows.
+  std::vector<float> logits_;
 };
 
 class Mlp {
@@ -86,6 +89,8 @@ class Mlp {
   // row depends on the rows it is computed with: the exact mode relies on a
   // micro-batch always being computed alone, as first_row lets it be.)
   ConstMatrix forward(Workspace& ws, int rows, int first_row = 0) const;
+  // After forward(): Z_L, the output layer's pre-activations (loss_sum's logits), of the same rows.
+  ConstMatrix logits(const Workspace& ws, int rows, int first_row = 0) const;
 
   // After forward(): writes the gradient of scale * (sum of the rows' losses)
   // into grads (same layout as params) and returns that sum of losses.

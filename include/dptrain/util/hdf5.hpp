@@ -41,6 +41,15 @@ Handle open_file(const std::string& path);    // read-only
 // Read-only through the MPI-IO driver: collective over comm, every rank opens.
 Handle open_file_parallel(const std::string& path, MPI_Comm comm);
 Handle create_file(const std::string& path);  // fails if it exists
+// The same in the HDF5 1.10 file format, whose superblock (version 3), object
+// headers and B-trees carry checksums: HDF5 verifies them before decoding,
+// so a damaged file fails cleanly instead of reaching libhdf5's decoders,
+// some of which overrun buffers on malformed metadata (found by fuzzing).
+Handle create_checksummed_file(const std::string& path);
+// The superblock version of an HDF5 file at offset 0 (0-1: no checksums,
+// 2-3: checksummed metadata), read directly, before HDF5 parses anything; an
+// Error naming the file when it is no HDF5 file.
+int superblock_version(const std::string& path);
 void flush(hid_t file, const std::string& path);
 Handle open_group(hid_t loc, const std::string& name, const std::string& file);
 Handle create_group(hid_t loc, const std::string& name, const std::string& file);
@@ -60,6 +69,10 @@ DatasetInfo describe(hid_t dataset);
 // Writes a whole dataset from memory (chunked along the first axis if chunk_rows > 0).
 void write_dataset(hid_t loc, const std::string& name, hid_t mem_type, hid_t file_type,
                    const std::vector<hsize_t>& dims, const void* data, hsize_t chunk_rows, const std::string& file);
+// Checks, without reading it, that `name` is a float32 dataset of exactly
+// `dims` whose stored size (when not compressed) is what that shape needs.
+void check_float32_dataset(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
+                           const std::string& file);
 // Reads a whole float32 dataset, checking its shape.
 std::vector<float> read_floats(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims,
                                const std::string& file);

@@ -1,0 +1,74 @@
+"""Hostile files through the dptrain binary: checkpoints edited with h5py,
+image headers that lie, option values that broke Boost's error messages.
+Each must end in exactly one 'dptrain: error' line naming the file and the
+field, a non-zero exit, and nothing changed on disk."""
+import hashlib
+import os
+
+import h5py
+import numpy as np
+
+from common import TempDirTest, run, synthetic_mnist, write_data_h5
+
+NETWORK = ["--layers", "784,64,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
+           "--lr", "0.1", "--batch-size", "50", "--epochs", "1", "-q"]
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class HostileFilesTest(TempDirTest):
+    def trained_run(self):
+        data = write_data_h5(self.path("data.h5"), *synthetic_mnist(200, 50))
+        run_dir = self.path("run")
+        result = run(["train", "--data", data, "--run-dir", run_dir] + NETWORK)
+        self.assertEqual(result.code, 0, result)
+        return data, run_dir, os.path.join(run_dir, "checkpoints", "latest.h5")
+
+    def test_an_edited_ini_in_a_checkpoint_is_refused_on_resume(self):
+        # The reported case: 784-64-10 whose saved INI says 784,8,10 aborted in munmap_chunk().
+        _, run_dir, checkpoint = self.trained_run()
+        with h5py.File(checkpoint, "r+") as f:
+            config = f.attrs["config"]
+            config = config.decode() if isinstance(config, bytes) else config
+            f.attrs["config"] = config.replace("layers = 784,64,10", "layers = 784,8,10")
+        before = digest(checkpoint)
+        for ranks in (1, 2):
+            with self.subTest(ranks=ranks):
+                result = run(["train", "--run-dir", run_dir, "--resume", "auto", "--epochs", "2", "-q"], ranks=ranks)
+                self.assertOneClearError(result, checkpoint + ": attribute config (the saved configuration) says "
+                                         "layers = 784,8,10, but /model attribute layers is 784,64,10")
+        for command in (["eval", "--checkpoint", checkpoint], ["inspect", checkpoint]):
+            self.assertOneClearError(run(command), "says layers = 784,8,10")
+        self.assertEqual(digest(checkpoint), before)
+
+    def test_a_weight_of_the_wrong_shape_is_refused_before_copying(self):
+        _, run_dir, checkpoint = self.trained_run()
+        with h5py.File(checkpoint, "r+") as f:
+            del f["model/layer_1/weight"]
+            f["model/layer_1/weight"] = np.zeros((10, 8), dtype=np.float32)
+        result = run(["train", "--run-dir", run_dir, "--resume", "auto", "--epochs", "2", "-q"])
+        self.assertOneClearError(result, checkpoint + ": dataset /model/layer_1/weight is float32 [10,8], "
+                                 "expected float32 [10,64]")
+
+    def test_a_pgm_header_of_a_terabyte_is_refused_without_allocating(self):
+        _, _, checkpoint = self.trained_run()
+        with open(self.path("huge.pgm"), "wb") as f:
+            f.write(b"P5\n999999 999999\n255\n" + bytes(784))
+        with open(self.path("bright.pgm"), "wb") as f:
+            f.write(b"P5\n28 28\n100\n" + bytes([200]) * 784)
+        self.assertOneClearError(run(["predict", "--checkpoint", checkpoint, self.path("huge.pgm")]),
+                                 "huge.pgm: P5 PGM header: a 999999x999999 image, but the network takes 784 pixels")
+        self.assertOneClearError(run(["predict", "--checkpoint", checkpoint, self.path("bright.pgm")]),
+                                 "bright.pgm: PGM pixel 0 is 200, above the header's maximum value 100")
+
+    def test_a_value_holding_a_boost_placeholder_is_an_error_not_a_hang(self):
+        # Boost 1.74 substitutes %value% into its message in a loop that never ends on such values.
+        with open(self.path("c.ini"), "w") as f:
+            f.write("lr-gamma = argument ('%value%')x\n")
+        result = run(["train", "--data", "d.h5", "--config", self.path("c.ini")], timeout=60)
+        self.assertOneClearError(result, "c.ini: option 'lr-gamma': unknown, or its value is invalid")
+        result = run(["train", "--data", "d.h5", "--lr", "%value%x"], timeout=60)
+        self.assertOneClearError(result, "option '--lr': unknown, or its value is invalid")

@@ -1,0 +1,34 @@
+#pragma once
+// Fuzz targets for every reader of outside input. Each target is a plain
+// function, so that the same code is (a) a libFuzzer binary in a
+// -DDPTRAIN_FUZZ=ON build (clang, -fsanitize=fuzzer) and (b) replayed on the
+// checked-in corpus and regression inputs by dptrain_unit_tests in the normal
+// and sanitizer builds. A target returns normally for good input and for
+// input rejected with dptrain::Error; anything else (a crash, a sanitizer
+// report, another exception, a huge allocation) is a finding.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dptrain::fuzz {
+
+int idx_input(const std::uint8_t* data, std::size_t size);         // IDX files, raw and gzip
+int image_input(const std::uint8_t* data, std::size_t size);       // PGM (P2, P5) and PNG
+int dataset_input(const std::uint8_t* data, std::size_t size);     // HDF5 data files: split_size, read_shard
+int checkpoint_input(const std::uint8_t* data, std::size_t size);  // HDF5 checkpoints: read_checkpoint
+int config_input(const std::uint8_t* data, std::size_t size);      // INI text of --config and checkpoints
+
+// Writes the input to a file of this process's own (readers of HDF5, gzip
+// and IDX take paths) and returns its name; /dev/shm when there is one.
+std::string write_input_file(const std::uint8_t* data, std::size_t size, const std::string& suffix);
+
+}  // namespace dptrain::fuzz
+
+#ifdef DPTRAIN_LIBFUZZER
+#define DPTRAIN_FUZZ_ENTRY(function)                                                  \
+  extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) { \
+    return dptrain::fuzz::function(data, size);                                       \
+  }
+#else
+#define DPTRAIN_FUZZ_ENTRY(function)
+#endif

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (build-fuzz/, clang-14, ASan + UBSan) and runs
+# each for N seconds (default 20), one after the other, from the checked-in
+# seeds (tests/fuzz/corpus/<target>/), after replaying every regression input
+# (tests/fuzz/regressions/<target>/). New corpus entries go to
+# build-fuzz/corpus/<target>/ and crashing inputs to build-fuzz/findings/<target>/;
+# a finding fails the script. Usage: tools/fuzz.sh [seconds] [target...]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+seconds=${1:-20}
+shift || true
+targets=("$@")
+((${#targets[@]})) || targets=(idx image config dataset checkpoint)
+
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DDPTRAIN_FUZZ=ON -DDPTRAIN_BUILD_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_targets
+
+# Open MPI and OpenBLAS are linked in but not used by the readers; one thread is enough.
+export OPENBLAS_NUM_THREADS=1
+export LSAN_OPTIONS=suppressions=$root/tests/fuzz/lsan-hdf5.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}
+status=0
+for target in "${targets[@]}"; do
+  binary=build-fuzz/tests/fuzz/fuzz_$target
+  work=build-fuzz/corpus/$target findings=build-fuzz/findings/$target
+  mkdir -p "$work" "$findings"
+  regressions=tests/fuzz/regressions/$target
+  if compgen -G "$regressions/*" > /dev/null; then
+    echo "== fuzz_$target: replaying $(ls "$regressions" | wc -l) regression inputs"
+    "$binary" -runs=1 "$regressions"/* > "$findings/replay.log" 2>&1 || {
+      echo "fuzz_$target: a regression input fails again:"; tail -30 "$findings/replay.log"; status=1; }
+  fi
+  echo "== fuzz_$target: ${seconds} s"
+  log=$findings/fuzz.log
+  # -rss_limit_mb/-malloc_limit_mb: an allocation the input's size cannot justify is a finding too.
+  if nice -n 10 "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+      -print_final_stats=1 -artifact_prefix="$findings/" "$work" "tests/fuzz/corpus/$target" > "$log" 2>&1; then
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    echo "fuzz_$target: ${seconds} s, ${runs} executions, no findings ($(grep -c . <(ls "$work")) corpus entries)"
+  else
+    echo "fuzz_$target: FINDING (inputs in $findings/):"
+    grep -E "ERROR|SUMMARY|==[0-9]+==|#[0-9]+ +(DONE|NEW)" "$log" | tail -15
+    status=1
+  fi
+done
+exit $status
