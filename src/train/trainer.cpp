@@ -55,9 +55,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       slicing_(0, config_.batch_size, comm.size()),
       // Sized once for this rank's widest batch: the step allocates nothing.
       workspace_(config_.arch, static_cast<int>(slicing_.width(comm.rank()))),
-      reduce_buffer_(model_.num_params() + 2),
-      reducer_(comm, reduce_buffer_,
-               model_.bucket_cuts(reduce_buffer_.size(), static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
+      reducer_(comm, config_.reduce, model_.num_params() + 2,
+               model_.bucket_cuts(model_.num_params() + 2, static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
       batch_labels_(static_cast<std::size_t>(slicing_.width(comm.rank()))),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
@@ -240,7 +239,8 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   const int rows = static_cast<int>(slicing_.local_batch_size(rank, step));
   const auto first = static_cast<std::size_t>(step * slicing_.width(rank));
   const auto global_rows = static_cast<float>(slicing_.global_batch_size(step));
-  const std::span<float> grads(reduce_buffer_.data(), model_.num_params());
+  const std::span<float> local = reducer_.local();  // this rank's gradients, loss and stop flag
+  const std::span<float> grads = local.first(model_.num_params());
 
   timer_.begin_step();
   shard_.gather(order.subspan(first, static_cast<std::size_t>(rows)), workspace_.input(rows), batch_labels_);
@@ -248,16 +248,15 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
   model_.forward(workspace_, rows);
   timer_.end_phase(Phase::forward);
   // The loss and stop flag ride in the top bucket, the first to be reduced.
-  reduce_buffer_[loss_slot()] =
-      static_cast<float>(model_.output_delta(workspace_, rows, batch_labels_, 1.0f / global_rows));
-  reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
+  local[loss_slot()] = static_cast<float>(model_.output_delta(workspace_, rows, batch_labels_, 1.0f / global_rows));
+  local[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
   reducer_.begin_step();
-  model_.backpropagate(workspace_, rows, grads, &reducer_);
+  model_.backpropagate(workspace_, rows, grads, reducer_.sink());
   timer_.end_phase(Phase::backward);
-  reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
+  const std::span<const float> sum = reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
   timer_.end_phase(Phase::allreduce);
 
-  const float batch_loss = reduce_buffer_[loss_slot()];
+  const float batch_loss = sum[loss_slot()];
   if (!std::isfinite(batch_loss)) {
     throw CollectiveError("training diverged: the loss became " +
                           std::string(std::isnan(batch_loss) ? "NaN" : "infinite") + " at epoch " +
@@ -265,12 +264,13 @@ bool Trainer::train_step(std::int64_t epoch, std::int64_t step, std::span<const 
                           format_number(schedule_.lr_at(progress_.global_step)) +
                           "); try a smaller --lr. The last good checkpoint is kept in " + checkpoint_folder(config_));
   }
-  optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
+  optimizer_.step(model_.params(), sum.first(model_.num_params()),
+                  static_cast<float>(schedule_.lr_at(progress_.global_step)));
   timer_.end_phase(Phase::update);
   progress_.epoch_loss_sum += batch_loss;
   ++progress_.global_step;
   if (step_observer_) step_observer_(*this);
-  return reduce_buffer_[stop_slot()] > 0.0f;
+  return sum[stop_slot()] > 0.0f;
 }
 
 void Trainer::finish_epoch(std::int64_t epoch, double seconds) {

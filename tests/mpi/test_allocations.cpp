@@ -46,8 +46,15 @@ TEST(TrainingStep, AllocatesNothing) {
   config.run_dir = dir / "run";
   config.threads = 1;
   config.quiet = true;
-  // The world twice: with one blocking allreduce and with buckets reduced during backprop.
-  for (const auto& [comm, bucket_kib] : {std::pair{&self, 0}, std::pair{&world, 0}, std::pair{&world, 1}}) {
+  // The world three times: shared memory, one blocking allreduce, and buckets reduced during backprop.
+  struct Case {
+    const Communicator* comm;
+    ReduceMethod reduce;
+    int bucket_kib;
+  };
+  for (const auto& [comm, reduce, bucket_kib] : {Case{&self, ReduceMethod::shm, 0}, Case{&world, ReduceMethod::shm, 0},
+                                                  Case{&world, ReduceMethod::mpi, 0}, Case{&world, ReduceMethod::mpi, 1}}) {
+    config.reduce = reduce;
     config.bucket_kib = bucket_kib;
     Trainer trainer(*comm, config, std::nullopt);
     long before = -1, steps_checked = 0, allocating_steps = 0;
@@ -63,7 +70,8 @@ TEST(TrainingStep, AllocatesNothing) {
     });
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
-    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), buckets of " << bucket_kib << " KiB";
+    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), --reduce " << to_string(reduce) << ", buckets of " << bucket_kib
+                                   << " KiB";
     world.barrier();
   }
 }

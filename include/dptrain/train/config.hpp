@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dptrain/comm/gradient_exchange.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
 
@@ -28,6 +29,9 @@ struct TrainConfig {
   // Gradient allreduce bucket size: buckets are reduced while backprop goes
   // on. 0 = one blocking allreduce after backprop.
   std::int64_t bucket_kib = 0;
+  // How gradients are summed: shared memory inside a node (MPI between
+  // nodes), or MPI_Allreduce throughout (the only one with buckets).
+  ReduceMethod reduce = ReduceMethod::shm;
 
   std::string to_ini() const;  // the training options, not where they came from
 };

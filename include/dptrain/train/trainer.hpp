@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "dptrain/comm/communicator.hpp"
-#include "dptrain/comm/gradient_reducer.hpp"
+#include "dptrain/comm/gradient_exchange.hpp"
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
@@ -63,10 +63,9 @@ class Trainer {
   // Gradients, then the batch's loss sum and the number of ranks asked to
   // stop: one allreduce carries all three, so neither the loss check (NaN,
   // Inf) nor the stop decision costs an extra collective.
-  std::vector<float> reduce_buffer_;
   std::size_t loss_slot() const { return model_.num_params(); }
   std::size_t stop_slot() const { return model_.num_params() + 1; }
-  GradientReducer reducer_;  // sums reduce_buffer_ over ranks, overlapped with backprop
+  GradientExchange reducer_;  // sums that buffer over ranks (--reduce shm or mpi)
   std::vector<std::int32_t> batch_labels_;
   std::vector<std::uint32_t> order_;
   std::ofstream metrics_;
