@@ -95,12 +95,23 @@ void store_release(std::uint64_t* counter, std::uint64_t value) {
   std::atomic_ref<std::uint64_t>(*counter).store(value, std::memory_order_release);
 }
 
-// Spins until *counter >= value. Yields the core after a short spin: when
-// ranks outnumber cores (tests, oversubscribed runs) the rank waited for may
-// need the very core this one is spinning on.
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until *counter >= value. Yields the core only after a long spin
+// (some tens of microseconds): a yield on a busy machine can hand the core to
+// another process for a whole time slice, but when ranks outnumber cores
+// (tests, oversubscribed runs) the rank waited for may need this very core.
 void wait_until_at_least(std::uint64_t* counter, std::uint64_t value) {
+  constexpr int kSpinsBeforeYielding = 2000;
   for (int spins = 0; load_acquire(counter) < value; ++spins) {
-    if (spins >= 200) sched_yield();
+    if (spins < kSpinsBeforeYielding)
+      cpu_relax();
+    else
+      sched_yield();
   }
 }
 
