@@ -52,8 +52,9 @@ TEST(TrainingStep, AllocatesNothing) {
     ReduceMethod reduce;
     int bucket_kib;
   };
-  for (const auto& [comm, reduce, bucket_kib] : {Case{&self, ReduceMethod::shm, 0}, Case{&world, ReduceMethod::shm, 0},
-                                                  Case{&world, ReduceMethod::mpi, 0}, Case{&world, ReduceMethod::mpi, 1}}) {
+  for (const auto& [comm, reduce, bucket_kib] :
+       {Case{&self, ReduceMethod::shm, 0}, Case{&world, ReduceMethod::shm, 0}, Case{&world, ReduceMethod::mpi, 0},
+        Case{&world, ReduceMethod::mpi, 1}}) {
     config.reduce = reduce;
     config.bucket_kib = bucket_kib;
     Trainer trainer(*comm, config, std::nullopt);
@@ -70,8 +71,8 @@ TEST(TrainingStep, AllocatesNothing) {
     });
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
-    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), --reduce " << to_string(reduce) << ", buckets of " << bucket_kib
-                                   << " KiB";
+    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), --reduce " << to_string(reduce)
+                                   << ", buckets of " << bucket_kib << " KiB";
     world.barrier();
   }
 }

@@ -102,8 +102,7 @@ TEST(NodeReducer, IntegerSumsEqualMpiAllreduceOnAnyGroupingIntoNodes) {
         mine[count - 1] = world().rank() == 1 ? 1 : 0;  // a stop request from rank 1 only
         std::copy(mine.begin(), mine.end(), reducer.local().begin());
         std::vector<std::int64_t> expected = mine;
-        MPI_Allreduce(MPI_IN_PLACE, expected.data(), static_cast<int>(count), MPI_INT64_T, MPI_SUM,
-                      MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, expected.data(), static_cast<int>(count), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
         const std::span<const std::int64_t> sum = reducer.finish();
         EXPECT_TRUE(std::equal(sum.begin(), sum.end(), expected.begin(), expected.end()))
             << per_node << " ranks per node, step " << step;

@@ -60,9 +60,9 @@ void pytorch_sgd_reference(std::vector<float>& w, const std::vector<float>& grad
 
 TEST(Sgd, TheFusedUpdateIsPyTorchsRuleBitForBit) {
   const std::size_t n = 10007;  // not a multiple of any vector width
-  for (const SgdSettings settings : {SgdSettings{0.0f, 0.0f, false}, SgdSettings{0.0f, 1e-4f, false},
-                                     SgdSettings{0.9f, 0.0f, false}, SgdSettings{0.9f, 5e-4f, false},
-                                     SgdSettings{0.9f, 5e-4f, true}}) {
+  for (const SgdSettings settings :
+       {SgdSettings{0.0f, 0.0f, false}, SgdSettings{0.0f, 1e-4f, false}, SgdSettings{0.9f, 0.0f, false},
+        SgdSettings{0.9f, 5e-4f, false}, SgdSettings{0.9f, 5e-4f, true}}) {
     Sgd sgd(n, settings);
     std::vector<float> w(n), reference_v(n, 0.0f);
     for (std::size_t i = 0; i < n; ++i) w[i] = std::sin(static_cast<float>(i)) * 0.3f;

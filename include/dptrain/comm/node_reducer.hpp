@@ -112,12 +112,12 @@ class NodeReducer final : public GradientSink {
   int node_size_ = 1;
   int nodes_ = 1;
   SharedWindow window_;
-  std::vector<T*> slots_;                       // slot of each node rank, mapped in this process
-  T* result_ = nullptr;                         // the node's sum (the slot itself on a one-rank node)
-  std::vector<std::uint64_t*> arrivals_;        // each node rank's count of sync points reached
-  std::uint64_t* leader_published_ = nullptr;   // sync points the leader has published a result at
+  std::vector<T*> slots_;                        // slot of each node rank, mapped in this process
+  T* result_ = nullptr;                          // the node's sum (the slot itself on a one-rank node)
+  std::vector<std::uint64_t*> arrivals_;         // each node rank's count of sync points reached
+  std::uint64_t* leader_published_ = nullptr;    // sync points the leader has published a result at
   std::size_t slice_begin_ = 0, slice_end_ = 0;  // this rank's slice of the sum
-  std::uint64_t generation_ = 0;                // sync points passed by this rank
+  std::uint64_t generation_ = 0;                 // sync points passed by this rank
 };
 
 extern template class NodeReducer<float>;
