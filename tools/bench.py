@@ -2,16 +2,20 @@
 """Measures dptrain against the hardware floor and against PyTorch, side by side in one run.
 
 For each configuration: the floor (build/dptrain_floor: sgemm on the step's
-GEMM shapes, the gradient allreduce, the data pass), dptrain on 1 and 2 ranks,
-and PyTorch (tools/torch_baseline.py) in one process (all cores; all cores
+GEMM shapes, the gradient allreduce, the data pass) and dptrain at every
+split of the cores into ranks x threads (1 x 2 and 2 x 1 on 2 cores, plus
+1 x 1 as the serial baseline), with both gradient reductions on more than one
+rank (--reduce shm: shared memory inside the node; --reduce mpi:
+MPI_Allreduce), naming the fastest; and PyTorch (tools/torch_baseline.py) in one process (all cores; all cores
 with OMP_WAIT_POLICY=passive; one thread) and with DistributedDataParallel
 (gloo) on 2 processes, same global batch, same threads per process. Times are
 medians over the epochs after the first. Then the time to a test accuracy
-(default 98%) on 2 ranks against PyTorch's fastest configuration. Prints the
-tables and writes JSON.
+(default 98%) at dptrain's fastest split against PyTorch's fastest
+configuration, and the issue's targets met or missed. Prints the tables and
+writes JSON.
 
   tools/bench.py [--ranks 1 2] [--epochs 4] [--data data/mnist.h5] [--json bench.json] [--only SEED WIDE ...]
-                 [--coretype SkylakeX] [--no-torch] [--build build | --dptrain PATH --floor PATH]
+                 [--coretype SkylakeX] [--no-torch]
   tools/bench.py --tiny          # a short run on synthetic data (the harness's own test)
 
 Configurations: SEED (784-16-16-10, sigmoid, mse, batch 10, lr 3.0: the
@@ -41,9 +45,10 @@ CONFIGS = {
 }
 TINY = {"TINY": ["--layers", "784,32,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
                  "--lr", "0.1", "--batch-size", "20"]}
-# dptrain's own variants, measured beside the default on more than one rank.
+# dptrain's reductions on more than one rank, and its own variants beside them.
+REDUCTIONS = [("shm", ["--reduce", "shm"]), ("mpi", ["--reduce", "mpi"])]
 # "exact": --exact, bit-identical on any rank count (README: Shards, batch order and exact sums); its cost is
-# printed as the ratio of its epoch to the default's, side by side.
+# printed as the ratio of its epoch to the default (shm) one's, side by side.
 EXACT = ("exact", ["--exact"])
 VARIANTS = {"SEED": [EXACT], "MID": [EXACT], "WIDE": [("overlapped", ["--bucket-kib", "1024"]), EXACT],
             "TINY": [("overlapped", ["--bucket-kib", "1"]), EXACT]}
@@ -54,12 +59,19 @@ TORCH_PYTHON = "/usr/bin/python3"
 CORES = os.cpu_count() or 1
 
 
+def splits(cores=CORES):
+    """(ranks, threads per rank): 1 x 1, the serial baseline, then every split that uses all the cores."""
+    every = [(ranks, cores // ranks) for ranks in range(1, cores + 1) if cores % ranks == 0]
+    return [(1, 1)] + [s for s in every if s != (1, 1)]
+
+
 def option(args, name):
     return args[args.index(name) + 1]
 
 
-def mpirun(ranks):
-    return ["mpirun", "-np", str(ranks), "--oversubscribe"]
+def mpirun(ranks, threads=1):
+    # mpirun binds each rank to one core by default: a rank with more threads needs them all.
+    return ["mpirun", "-np", str(ranks), "--oversubscribe"] + (["--bind-to", "none"] if threads > 1 else [])
 
 
 def environment(extra=None):
@@ -86,29 +98,33 @@ def add_binary_options(parser):
     parser.add_argument("--floor", help="the dptrain_floor binary (default: BUILD/dptrain_floor)")
 
 
-def floor_of(args, ranks, samples, floor):
+def floor_of(args, ranks, samples, floor, threads=None):
+    extra = {"OPENBLAS_NUM_THREADS": str(threads)} if threads else {}
     return json.loads(subprocess.run(
-        mpirun(ranks) + [floor, "--layers", option(args, "--layers"),
-                         "--batch-size", option(args, "--batch-size"), "--samples", str(samples), "--json"],
-        check=True, capture_output=True, text=True, env=environment()).stdout)
+        mpirun(ranks, threads or 1) + [floor, "--layers", option(args, "--layers"),
+                                       "--batch-size", option(args, "--batch-size"), "--samples", str(samples),
+                                       "--json"],
+        check=True, capture_output=True, text=True, env=environment(extra)).stdout)
 
 
-def run_dptrain(args, ranks, epochs, data, run_dir, dptrain):
-    subprocess.run(mpirun(ranks) + [dptrain, "train", "--data", data, "--run-dir", run_dir,
-                                    "--epochs", str(epochs), "-q"] + args,
+def run_dptrain(args, ranks, epochs, data, run_dir, dptrain, threads=None):
+    thread_args = ["--threads", str(threads)] if threads else []
+    subprocess.run(mpirun(ranks, threads or 1) + [dptrain, "train", "--data", data,
+                                                  "--run-dir", run_dir, "--epochs", str(epochs), "-q"]
+                   + thread_args + args,
                    check=True, capture_output=True, text=True, env=environment())
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
 
 
-def measure(name, variant, args, ranks, epochs, data, samples, scratch, programs):
+def measure(name, variant, args, ranks, threads, epochs, data, samples, scratch, programs):
     dptrain, floor_binary = programs
-    floor = floor_of(args, ranks, samples, floor_binary)
-    metrics = after_first(run_dptrain(args, ranks, epochs, data, os.path.join(scratch, f"{name}-{variant}-{ranks}"),
-                                      dptrain))
+    floor = floor_of(args, ranks, samples, floor_binary, threads)
+    metrics = after_first(run_dptrain(args, ranks, epochs, data,
+                                      os.path.join(scratch, f"{name}-{variant}-{ranks}x{threads}"), dptrain, threads))
     median = lambda key: statistics.median(m[key] for m in metrics)
     epoch = median("epoch_seconds")
-    return {"config": name, "variant": variant, "ranks": ranks, "threads_per_rank": floor["threads_per_rank"],
+    return {"config": name, "variant": variant, "ranks": ranks, "threads_per_rank": threads, "args": args,
             "openblas_core": floor["openblas_core"],
             "epoch_seconds": epoch, "samples_per_second": median("samples_per_second"), "gflops": median("gflops"),
             "allreduce_ms_per_step": statistics.median(m["phase_ms"]["allreduce"] for m in metrics),
@@ -116,7 +132,7 @@ def measure(name, variant, args, ranks, epochs, data, samples, scratch, programs
             "phase_ms": {k: statistics.median(m["phase_ms"][k] for m in metrics) for k in metrics[0]["phase_ms"]},
             "floor_epoch_seconds": floor["floor_epoch_seconds"], "floor_gemm_epoch_seconds":
             floor["floor_gemm_epoch_seconds"], "floor_gemm_gflops_per_rank": floor["gemm_gflops_per_rank"],
-            "floor_allreduce_ms": floor["allreduce_us"] / 1e3,
+            "floor_allreduce_ms": floor["allreduce_us"] / 1e3, "floor_shm_reduce_ms": floor["shm_reduce_us"] / 1e3,
             "dptrain_over_floor": epoch / floor["floor_epoch_seconds"],
             "dptrain_over_gemm_floor": epoch / floor["floor_gemm_epoch_seconds"]}
 
@@ -186,7 +202,8 @@ def print_tables(report):
           "| PyTorch best (s) | dptrain/best |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['config']} | {r['variant']} | {r['ranks']} x {r['threads_per_rank']} | {r['epoch_seconds']:.3f} | "
+        best = " (fastest)" if r.get("best_split") else ""
+        print(f"| {r['config']} | {r['variant']}{best} | {r['ranks']} x {r['threads_per_rank']} | {r['epoch_seconds']:.3f} | "
               f"{r['samples_per_second']:.0f} | {r['gflops']:.1f} | {r['allreduce_ms_per_step']:.3f} | "
               f"{r['peak_rss_mb']:.0f} | {r['floor_epoch_seconds']:.3f} | {r['dptrain_over_floor']:.2f} | "
               f"{r['dptrain_over_gemm_floor']:.2f} | {fmt(r.get('torch_same_seconds'), '.3f')} | "
@@ -201,10 +218,10 @@ def print_tables(report):
             print(f"| {t['config']} | {t['setup']}{best} | {t['epoch_seconds']:.3f} | {t['samples_per_second']:.0f} | "
                   f"{t['peak_rss_mb']:.0f} |")
     exact_costs = [(r, d) for r in rows if r["variant"] == "exact" for d in rows
-                   if d["variant"] == "default" and (d["config"], d["ranks"]) == (r["config"], r["ranks"])]
+                   if d["variant"] == "shm" and (d["config"], d["ranks"]) == (r["config"], r["ranks"])]
     if exact_costs:
         print()
-        print("Cost of --exact (epoch time against the default, same run):")
+        print("Cost of --exact (epoch time against the default reduction, same run):")
         for r, d in exact_costs:
             print(f"  {r['config']} on {r['ranks']} ranks: {r['epoch_seconds']:.3f} s vs {d['epoch_seconds']:.3f} s, "
                   f"x{r['epoch_seconds'] / d['epoch_seconds']:.2f}")
@@ -212,9 +229,15 @@ def print_tables(report):
     if acc:
         print()
         print(f"Time to {acc['target']:.1%} test accuracy ({acc['recipe']}), training time without evaluation:")
-        print(f"  dptrain, {acc['dptrain_ranks']} ranks: {fmt(acc['dptrain_seconds'], '.2f')} s "
+        print(f"  dptrain, {acc['dptrain_split']}: {fmt(acc['dptrain_seconds'], '.2f')} s "
               f"(epoch {acc['dptrain_epoch']}); PyTorch, {acc['torch_setup']}: {fmt(acc['torch_seconds'], '.2f')} s "
               f"(epoch {acc['torch_epoch']}); ratio {fmt(acc['ratio'], '.2f')}")
+    if report.get("targets"):
+        print()
+        print("| target | measured | |")
+        print("|---|---|---|")
+        for t in report["targets"]:
+            print(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else 'missed'} |")
 
 
 def first_epoch_at(target, accuracies):
@@ -223,7 +246,7 @@ def first_epoch_at(target, accuracies):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--ranks", type=int, nargs="+", help="only the splits with these rank counts")
     parser.add_argument("--epochs", type=int, default=4, help="per run; the first is not counted")
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "mnist.h5"))
     add_binary_options(parser)
@@ -246,17 +269,22 @@ def main():
         data = tiny_data(scratch) if args.tiny else args.data
         samples = 400 if args.tiny else 60000
         epochs = max(2, args.epochs)
+        chosen = [s for s in splits() if not args.ranks or s[0] in args.ranks]
         for name, config in configs.items():
-            for ranks in args.ranks:
-                variants = [("default", [])] + (VARIANTS.get(name, []) if ranks > 1 else [])
+            for ranks, threads in chosen:
+                variants = REDUCTIONS + VARIANTS.get(name, []) if ranks > 1 else [("default", [])]
                 for variant, extra in variants:
-                    report["dptrain"].append(measure(name, variant, config + extra, ranks, epochs, data, samples,
-                                                     scratch, binaries(args)))
-                    print(f"done: dptrain {name} {variant} on {ranks} rank(s)", file=sys.stderr)
+                    report["dptrain"].append(measure(name, variant, config + extra, ranks, threads, epochs, data,
+                                                     samples, scratch, binaries(args)))
+                    print(f"done: dptrain {name} {variant} on {ranks} x {threads}", file=sys.stderr)
+            # The fastest way to train as usual: --exact is another mode, not a split.
+            fastest = min((r for r in report["dptrain"] if r["config"] == name and r["variant"] != "exact"),
+                          key=lambda r: r["epoch_seconds"])
+            fastest["best_split"] = True
             if not with_torch:
                 continue
             setups = []
-            for label, procs, threads, extra_env in torch_setups(args.ranks):
+            for label, procs, threads, extra_env in torch_setups(sorted({r for r, _ in chosen})):
                 setups.append(measure_torch(name, label, procs, threads, extra_env, config, epochs, data, samples))
                 print(f"done: PyTorch {name} {label}", file=sys.stderr)
             best = min(setups, key=lambda t: t["epoch_seconds"])
@@ -273,20 +301,26 @@ def main():
                 r["torch_best_setup"], r["torch_best_seconds"] = best["setup"], best["epoch_seconds"]
                 r["dptrain_over_torch_best"] = r["epoch_seconds"] / best["epoch_seconds"]
         if with_torch:
-            report["time_to_accuracy"] = time_to_accuracy(args, data, scratch, report["pytorch"])
+            report["time_to_accuracy"] = time_to_accuracy(args, data, scratch, report["pytorch"], report["dptrain"])
+        report["targets"] = targets(report)
     print_tables(report)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
 
 
-def time_to_accuracy(args, data, scratch, torch_rows):
-    """dptrain on 2 ranks against PyTorch in its fastest setup measured for the same network."""
+def time_to_accuracy(args, data, scratch, torch_rows, dptrain_rows):
+    """dptrain at its fastest split measured for the network (else 2 ranks x 1 thread) against PyTorch in its
+    fastest setup measured for the same network."""
     network, epochs = ("TINY", 3) if args.tiny else TO_ACCURACY
     recipe = {**CONFIGS, **TINY}[network]
     candidates = [t for t in torch_rows if t["config"] == network] or torch_rows
     fastest = min(candidates, key=lambda t: t["epoch_seconds"])
-    metrics = run_dptrain(recipe, 2, epochs, data, os.path.join(scratch, "to-accuracy"), binaries(args)[0])
+    ours_best = next((r for r in dptrain_rows if r["config"] == network and r.get("best_split")), None)
+    ranks, threads, args_used = ((ours_best["ranks"], ours_best["threads_per_rank"], ours_best["args"]) if ours_best
+                                 else (2, 1, recipe))
+    metrics = run_dptrain(args_used, ranks, epochs, data, os.path.join(scratch, "to-accuracy"), binaries(args)[0],
+                          threads)
     ours = [(m["epoch_seconds"], m["test_accuracy"]) for m in metrics]
     theirs_report = run_torch(recipe, fastest["procs"], fastest["threads_per_proc"], fastest["environment"], epochs,
                               data)
@@ -294,11 +328,51 @@ def time_to_accuracy(args, data, scratch, torch_rows):
     mine_s, their_s = time_to(args.target, ours), time_to(args.target, theirs)
     print("done: time to accuracy", file=sys.stderr)
     return {"target": args.target, "recipe": "784-256-256-10 relu, cross-entropy, momentum 0.9, lr 0.05 cosine, "
-            f"batch 128, {epochs} epochs" if not args.tiny else "TINY", "dptrain_ranks": 2,
+            f"batch 128, {epochs} epochs" if not args.tiny else "TINY", "dptrain_ranks": ranks,
+            "dptrain_threads_per_rank": threads, "dptrain_split": f"{ranks} x {threads}" + (
+                f" {ours_best['variant']}" if ours_best else ""),
             "dptrain_seconds": mine_s, "dptrain_epoch": first_epoch_at(args.target, [a for _, a in ours]),
             "dptrain_epochs": ours, "torch_setup": fastest["setup"], "torch_seconds": their_s,
             "torch_epoch": first_epoch_at(args.target, [a for _, a in theirs]), "torch_epochs": theirs,
             "ratio": mine_s / their_s if mine_s and their_s else None}
+
+
+def targets(report):
+    """Issue 12's targets, from this run's figures (those it measured)."""
+    rows = report["dptrain"]
+    find = lambda config, ranks, threads, variant: next(
+        (r for r in rows if (r["config"], r["ranks"], r["threads_per_rank"], r["variant"]) == (config, ranks, threads,
+                                                                                              variant)), None)
+    best = lambda config: next((r for r in rows if r["config"] == config and r.get("best_split")), None)
+    out = []
+    mid2, mid1 = find("MID", 2, 1, "shm"), find("MID", 1, 1, "default")
+    if mid2:
+        out.append({"target": "MID, 2 ranks (shm): <= 1.15x its floor", "met": mid2["dptrain_over_floor"] <= 1.15,
+                    "measured": f"{mid2['dptrain_over_floor']:.2f}x ({mid2['epoch_seconds']:.3f} s against "
+                                f"{mid2['floor_epoch_seconds']:.3f} s)"})
+    if mid2 and mid1:
+        speedup = mid1["epoch_seconds"] / mid2["epoch_seconds"]
+        out.append({"target": "MID, 2 ranks (shm): >= 1.6x faster than 1 rank x 1 thread", "met": speedup >= 1.6,
+                    "measured": f"{speedup:.2f}x ({mid2['epoch_seconds']:.3f} s against {mid1['epoch_seconds']:.3f} s)"})
+    for config in ("SEED", "MID"):
+        b = best(config)
+        if b and b.get("dptrain_over_torch_best") is not None:
+            out.append({"target": f"{config} at the best split: <= 0.5x PyTorch's best",
+                        "met": b["dptrain_over_torch_best"] <= 0.5,
+                        "measured": f"{b['dptrain_over_torch_best']:.2f}x ({b['ranks']} x {b['threads_per_rank']} "
+                                    f"{b['variant']}: {b['epoch_seconds']:.3f} s against {b['torch_best_seconds']:.3f} s, "
+                                    f"{b['torch_best_setup']})"})
+    b = best("WIDE")
+    if b:
+        out.append({"target": "WIDE at the best split: <= 1.05x its GEMM floor", "met": b["dptrain_over_gemm_floor"] <= 1.05,
+                    "measured": f"{b['dptrain_over_gemm_floor']:.2f}x ({b['ranks']} x {b['threads_per_rank']} "
+                                f"{b['variant']}: {b['epoch_seconds']:.3f} s against {b['floor_gemm_epoch_seconds']:.3f} s)"})
+    acc = report.get("time_to_accuracy")
+    if acc and acc.get("ratio") is not None:
+        out.append({"target": "time to 98%: <= 0.5x PyTorch's fastest", "met": acc["ratio"] <= 0.5,
+                    "measured": f"{acc['ratio']:.2f}x ({acc['dptrain_seconds']:.2f} s, {acc['dptrain_split']}, against "
+                                f"{acc['torch_seconds']:.2f} s, {acc['torch_setup']})"})
+    return out
 
 
 if __name__ == "__main__":

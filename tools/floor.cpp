@@ -1,7 +1,8 @@
 // The hardware floor of a training configuration, measured on this machine:
 // OpenBLAS sgemm on exactly the GEMM shapes of one step (forward, weight and
 // input gradients, at the per-rank batch), MPI_Allreduce of the gradient
-// buffer on the ranks it runs on, and the data pass (uint8 -> float of a
+// buffer on the ranks it runs on (and the same sum through the node's shared
+// memory, as --reduce shm makes it), and the data pass (uint8 -> float of a
 // batch). From them, the floor time of an epoch. Medians of repeated runs.
 //
 //   mpirun -np 2 build/dptrain_floor --layers 784,1024,1024,10 --batch-size 256 [--samples 60000] [--json]
@@ -19,6 +20,7 @@
 
 #include "dptrain/blas.hpp"
 #include "dptrain/comm/communicator.hpp"
+#include "dptrain/comm/node_reducer.hpp"
 #include "dptrain/data/sharding.hpp"
 #include "dptrain/nn/mlp.hpp"
 #include "dptrain/train/step_timer.hpp"
@@ -144,6 +146,23 @@ int main(int argc, char** argv) {
     std::nth_element(times.begin(), times.begin() + repeats / 2, times.end());
     allreduce = comm.size() > 1 ? times[static_cast<std::size_t>(repeats / 2)] : 0.0;
   }
+  // The same buffer summed through the node's shared memory (dptrain's
+  // --reduce shm), with each of its two ways to synchronise.
+  const auto shm_reduce_seconds = [&](NodeSync sync) {
+    NodeReducer<float> reducer(comm, params + 2, sync);
+    std::copy(gradients.begin(), gradients.end(), reducer.local().begin());
+    std::vector<double> times;
+    for (int i = 0; i < repeats + 2; ++i) {
+      comm.barrier();
+      const auto start = std::chrono::steady_clock::now();
+      reducer.finish();
+      if (i >= 2) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::nth_element(times.begin(), times.begin() + repeats / 2, times.end());
+    return comm.size() > 1 ? times[static_cast<std::size_t>(repeats / 2)] : 0.0;
+  };
+  const double shm_flags = shm_reduce_seconds(NodeSync::flags);
+  const double shm_barrier = shm_reduce_seconds(NodeSync::barrier);
   std::vector<std::uint8_t> pixels(static_cast<std::size_t>(rows) * layers[0], 7);
   std::vector<float> inputs(pixels.size());
   const double data = median_seconds(
@@ -153,8 +172,8 @@ int main(int argc, char** argv) {
       repeats);
 
   // Every rank waits for the slowest; rank 0 reports the largest of each.
-  double measured[3] = {gemm_seconds, allreduce, data};
-  MPI_Allreduce(MPI_IN_PLACE, measured, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  double measured[5] = {gemm_seconds, allreduce, data, shm_flags, shm_barrier};
+  MPI_Allreduce(MPI_IN_PLACE, measured, 5, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   const double steps = static_cast<double>(steps_per_epoch);
   const double flops = flops_per_sample(layers) * static_cast<double>(rows);
   if (!comm.is_root()) return 0;
@@ -166,6 +185,7 @@ int main(int argc, char** argv) {
       .add("steps_per_epoch", steps_per_epoch);
   report.add("gemm_us_per_step", measured[0] * 1e6).add("gemm_gflops_per_rank", flops / measured[0] / 1e9);
   report.add("allreduce_us", measured[1] * 1e6).add("allreduce_bytes", static_cast<std::int64_t>((params + 2) * 4));
+  report.add("shm_reduce_us", measured[3] * 1e6).add("shm_reduce_barrier_us", measured[4] * 1e6);
   report.add("data_us_per_step", measured[2] * 1e6);
   report.add("floor_gemm_epoch_seconds", steps * measured[0]);
   report.add("floor_epoch_seconds", steps * (measured[0] + measured[1] + measured[2]));

@@ -68,6 +68,9 @@ po::options_description train_options(const std::string& default_run_dir) {
        "OpenBLAS threads per rank (0 = cores / ranks per node; with --exact, 1)")
       ("bucket-kib", po::value<std::int64_t>()->default_value(0),
        "gradient allreduce bucket size in KiB, reduced while backprop goes on (0 = one blocking allreduce)")
+      ("reduce", po::value<std::string>()->default_value("shm"),
+       "gradient sum: shm (shared memory inside a node, MPI between nodes) or mpi (MPI_Allreduce; "
+       "the default when --bucket-kib is given)")
       ("quiet,q", po::bool_switch(), "print only errors and the final summary (metrics.jsonl is still written)")
       ("profile", po::value<std::int64_t>()->default_value(0),
        "write the first K steps of every rank as a Chrome trace: RUN_DIR/profile/rank-R.json")
@@ -144,6 +147,10 @@ TrainConfig config_from(const po::variables_map& vm) {
   c.bucket_kib = get<std::int64_t>(vm, "bucket-kib");
   require(c.bucket_kib >= 0 && c.bucket_kib <= (1 << 21), "bucket-kib", std::to_string(c.bucket_kib),
           "0 (one blocking allreduce) or a size in KiB up to 2097152");
+  c.reduce = parse_reduce_method(get<std::string>(vm, "reduce"));
+  if (c.bucket_kib > 0 && vm["reduce"].defaulted()) c.reduce = ReduceMethod::mpi;  // buckets are MPI's
+  require(c.bucket_kib == 0 || c.reduce == ReduceMethod::mpi, "bucket-kib", std::to_string(c.bucket_kib),
+          "0 with --reduce shm (buckets are reduced by MPI: use --reduce mpi)");
   c.run_dir = get<std::string>(vm, "run-dir");
   c.quiet = get<bool>(vm, "quiet");
   c.log_every = get<std::int64_t>(vm, "log-every");

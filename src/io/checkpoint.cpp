@@ -13,6 +13,7 @@
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
+#include "dptrain/util/test_hooks.hpp"  // test hook (issue 11)
 #include "dptrain/util/text.hpp"
 
 namespace dptrain {
@@ -205,6 +206,7 @@ void cross_check_config(const Checkpoint& c, const std::string& path) {
   check.number("batch-size", "/progress attribute batch_size", static_cast<double>(p.batch_size));
   check.number("seed", "/progress attribute seed", static_cast<double>(p.seed));
   check.flag("shuffle", "/progress attribute shuffle", p.shuffle);
+  if (p.shards > 0) check.number("shards", "/progress attribute shards", static_cast<double>(p.shards));
   check.text("data", "/progress attribute data_file", p.data_file);
 }
 

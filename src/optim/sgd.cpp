@@ -7,28 +7,41 @@ namespace dptrain {
 Sgd::Sgd(std::size_t num_params, SgdSettings settings)
     : settings_(settings), velocity_(settings.momentum != 0.0f ? num_params : 0, 0.0f) {}
 
-void Sgd::step(std::span<float> params, std::span<const float> grads, float lr) {
+void sgd_update(std::span<float> params, std::span<const float> grads, std::span<float> velocity, float lr,
+                const SgdSettings& settings) {
   assert(params.size() == grads.size());
-  const float mu = settings_.momentum;
-  const float wd = settings_.weight_decay;
+  assert(settings.momentum == 0.0f || velocity.size() == params.size());
+  // One pass: each element's parameter, gradient and velocity are read once
+  // and written once, and the pointers are declared not to alias, so the
+  // compiler vectorises each loop without run-time overlap checks.
+  // Rounding: every operation is a separate float operation in PyTorch's
+  // order (g = grad + wd * w; v = mu * v + g; w = w - lr * d), bit for bit.
+  float* __restrict w = params.data();
+  const float* __restrict grad = grads.data();
+  float* __restrict v = velocity.data();
+  const float mu = settings.momentum;
+  const float wd = settings.weight_decay;
   const std::size_t n = params.size();
   if (mu == 0.0f) {
-    for (std::size_t i = 0; i < n; ++i) params[i] -= lr * (grads[i] + wd * params[i]);
-    return;
-  }
-  float* v = velocity_.data();
-  if (settings_.nesterov) {
+    for (std::size_t i = 0; i < n; ++i) w[i] -= lr * (grad[i] + wd * w[i]);
+  } else if (settings.nesterov) {
     for (std::size_t i = 0; i < n; ++i) {
-      const float g = grads[i] + wd * params[i];
-      v[i] = mu * v[i] + g;
-      params[i] -= lr * (g + mu * v[i]);
+      const float g = grad[i] + wd * w[i];
+      const float velocity_i = mu * v[i] + g;
+      v[i] = velocity_i;
+      w[i] -= lr * (g + mu * velocity_i);
     }
   } else {
     for (std::size_t i = 0; i < n; ++i) {
-      v[i] = mu * v[i] + grads[i] + wd * params[i];
-      params[i] -= lr * v[i];
+      const float velocity_i = mu * v[i] + (grad[i] + wd * w[i]);
+      v[i] = velocity_i;
+      w[i] -= lr * velocity_i;
     }
   }
+}
+
+void Sgd::step(std::span<float> params, std::span<const float> grads, float lr) {
+  sgd_update(params, grads, velocity_, lr, settings_);
 }
 
 }  // namespace dptrain

@@ -63,13 +63,13 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       batch_samples_(static_cast<std::size_t>(workspace_.max_rows())),
       batch_labels_(batch_samples_.size()),
       micro_batches_(static_cast<std::size_t>(data_.batches().max_micro_batches())),
-      reduce_buffer_(model_.num_params() + 2),
-      reducer_(comm, reduce_buffer_,
-               model_.bucket_cuts(reduce_buffer_.size(), static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
-      exact_buffer_(config_.exact ? model_.num_params() + 3 : 0),
+      reducer_(comm, config_.reduce, model_.num_params() + 2,
+               model_.bucket_cuts(model_.num_params() + 2, static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
+      exact_buffer_(config_.exact && config_.reduce == ReduceMethod::mpi ? model_.num_params() + 3 : 0),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
   comm_.collectively([&] { configure_process(comm_, config_); });
+  if (config_.exact && config_.reduce == ReduceMethod::shm) exact_shm_.emplace(comm_, model_.num_params() + 3);
 
   progress_.world_size = comm_.size();
   progress_.batch_size = config_.batch_size;
@@ -189,32 +189,31 @@ bool Trainer::train_epoch(std::int64_t epoch) {
 // Returns whether any rank was asked to stop (the step itself is complete).
 bool Trainer::train_step(std::int64_t epoch) {
   const std::int64_t step = progress_.step_in_epoch;
-  const std::span<float> grads(reduce_buffer_.data(), model_.num_params());
-
   Watchdog::arm("compute", progress_.global_step + 1);
   timer_.begin_step();
   const int rows = data_.batches().step_rows(step, batch_samples_, micro_batches_, micro_batch_count_);
   data_.train().gather(std::span(batch_samples_).first(static_cast<std::size_t>(rows)), workspace_.input(rows),
                        batch_labels_);
   timer_.end_phase(Phase::data);
-  const double batch_loss = config_.exact ? sum_gradients_exact(grads, step) : sum_gradients_fast(rows, grads);
-  const bool stop_asked =
-      config_.exact ? exact_buffer_[stop_slot()] > 0 : reduce_buffer_[stop_slot()] > 0.0f;
+  const StepSums sums = config_.exact ? sum_gradients_exact(step) : sum_gradients_fast(rows);
 
-  check_loss(batch_loss, epoch);
-  optimizer_.step(model_.params(), grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
+  check_loss(sums.loss, epoch);
+  optimizer_.step(model_.params(), sums.grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
   timer_.end_phase(Phase::update);
-  progress_.epoch_loss_sum += batch_loss;
+  progress_.epoch_loss_sum += sums.loss;
   ++progress_.global_step;
   if (step_observer_) step_observer_(*this);
-  return stop_asked;
+  return sums.stop;
 }
 
-// All of the rank's rows in one pass, and a float allreduce (overlapped with
-// backprop when --bucket-kib asks). Results match other rank counts to
-// round-off: the GEMMs and the sums group the rows differently.
-double Trainer::sum_gradients_fast(int rows, std::span<float> grads) {
+// All of the rank's rows in one pass, and a float sum over ranks (in shared
+// memory, or by MPI_Allreduce, overlapped with backprop when --bucket-kib
+// asks). Results match other rank counts to round-off: the GEMMs and the sums
+// group the rows differently.
+Trainer::StepSums Trainer::sum_gradients_fast(int rows) {
   const auto global_rows = static_cast<float>(data_.batches().global_batch_size(progress_.step_in_epoch));
+  const std::span<float> local = reducer_.local();  // this rank's gradients, loss and stop flag
+  const std::span<float> grads = local.first(model_.num_params());
   double loss = 0.0;
   if (rows > 0) {
     model_.forward(workspace_, rows);
@@ -224,27 +223,31 @@ double Trainer::sum_gradients_fast(int rows, std::span<float> grads) {
   }
   timer_.end_phase(Phase::forward);
   // The loss and stop flag ride in the top bucket, the first to be reduced.
-  reduce_buffer_[loss_slot()] = static_cast<float>(loss);
-  reduce_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
+  local[loss_slot()] = static_cast<float>(loss);
+  local[stop_slot()] = StopSignals::received() != 0 ? 1.0f : 0.0f;
   reducer_.begin_step();
-  if (rows > 0) model_.backpropagate(workspace_, rows, grads, &reducer_);
+  if (rows > 0) model_.backpropagate(workspace_, rows, grads, reducer_.sink());
   timer_.end_phase(Phase::backward);
   Watchdog::arm("allreduce", progress_.global_step + 1);
-  reducer_.finish();  // the allreduce phase: waiting for what backprop did not hide
+  const std::span<const float> sum = reducer_.finish();  // waiting for what backprop did not hide
   Watchdog::disarm();
   timer_.end_phase(Phase::allreduce);
-  return reduce_buffer_[loss_slot()];
+  return {sum.first(model_.num_params()), sum[loss_slot()], sum[stop_slot()] > 0.0f};
 }
 
 // Bit-identical on any number of ranks. Invariant: every value that is
 // summed is a function of one micro-batch (one shard's rows of the step,
 // data/sharding.hpp), computed by GEMM calls on exactly those rows, and every
 // sum over micro-batches is an integer sum (comm/exact_sum.hpp), so neither
-// which rank holds a micro-batch nor the order MPI adds ranks in changes a bit.
-double Trainer::sum_gradients_exact(std::span<float> grads, std::int64_t step) {
+// which rank holds a micro-batch nor the order ranks are added in changes a bit.
+Trainer::StepSums Trainer::sum_gradients_exact(std::int64_t step) {
   const auto global_rows = static_cast<float>(data_.batches().global_batch_size(step));
-  const std::span<std::int64_t> grad_sums(exact_buffer_.data(), model_.num_params());
-  std::fill(exact_buffer_.begin(), exact_buffer_.end(), 0);
+  // The float reducer's slot is idle in this mode: each micro-batch's
+  // gradients go there, then the step's sum.
+  const std::span<float> grads = reducer_.local().first(model_.num_params());
+  const std::span<std::int64_t> sums = exact_shm_ ? exact_shm_->local() : std::span<std::int64_t>(exact_buffer_);
+  const std::span<std::int64_t> grad_sums = sums.first(model_.num_params());
+  std::fill(sums.begin(), sums.end(), 0);
   std::int64_t refused = 0;
   for (int m = 0; m < micro_batch_count_; ++m) {
     const MicroBatch& micro = micro_batches_[static_cast<std::size_t>(m)];
@@ -252,21 +255,25 @@ double Trainer::sum_gradients_exact(std::span<float> grads, std::int64_t step) {
     const double loss =
         model_.output_delta(workspace_, micro.rows, std::span(batch_labels_).subspan(micro.first_row),
                             1.0f / global_rows, micro.first_row);
-    // grads serves as the micro-batch's scratch; the sum replaces it below.
     model_.backpropagate(workspace_, micro.rows, grads, nullptr, micro.first_row);
     refused += exact::accumulate(grads, grad_sums, exact::kGradientBits);
-    refused += exact::accumulate(loss, exact_buffer_[loss_slot()], exact::kStatisticBits);
+    refused += exact::accumulate(loss, sums[loss_slot()], exact::kStatisticBits);
   }
   timer_.end_phase(Phase::backward);
-  exact_buffer_[stop_slot()] = StopSignals::received() != 0 ? 1 : 0;
-  exact_buffer_[refused_slot()] = refused;
+  sums[stop_slot()] = StopSignals::received() != 0 ? 1 : 0;
+  sums[refused_slot()] = refused;
   Watchdog::arm("allreduce", progress_.global_step + 1);
-  comm_.allreduce_sum(std::span<std::int64_t>(exact_buffer_));
+  std::span<const std::int64_t> total = sums;
+  if (exact_shm_)
+    total = exact_shm_->finish();
+  else
+    comm_.allreduce_sum(sums);
   Watchdog::disarm();
   timer_.end_phase(Phase::allreduce);
-  exact::to_floats(grad_sums, grads, exact::kGradientBits);
-  if (exact_buffer_[refused_slot()] > 0) return std::numeric_limits<double>::infinity();
-  return exact::to_double(exact_buffer_[loss_slot()], exact::kStatisticBits);
+  exact::to_floats(total.first(model_.num_params()), grads, exact::kGradientBits);
+  const double loss = total[refused_slot()] > 0 ? std::numeric_limits<double>::infinity()
+                                                : exact::to_double(total[loss_slot()], exact::kStatisticBits);
+  return {grads, loss, total[stop_slot()] > 0};
 }
 
 // Every rank holds the same reduced loss, so every rank throws the same error

@@ -25,7 +25,8 @@ class FloorTest(TempDirTest):
         report = json.loads(result.stdout)
         self.assertEqual((report["ranks"], report["rows_per_rank"], report["steps_per_epoch"]), (2, 2, 10))
         self.assertEqual(report["allreduce_bytes"], (784 * 8 + 8 + 8 * 10 + 10 + 2) * 4)
-        for key in ("gemm_us_per_step", "allreduce_us", "data_us_per_step", "gemm_gflops_per_rank"):
+        for key in ("gemm_us_per_step", "allreduce_us", "shm_reduce_us", "shm_reduce_barrier_us", "data_us_per_step",
+                    "gemm_gflops_per_rank"):
             self.assertGreater(report[key], 0, key)
         step_us = report["gemm_us_per_step"] + report["allreduce_us"] + report["data_us_per_step"]
         self.assertAlmostEqual(report["floor_epoch_seconds"], 10 * step_us / 1e6,
@@ -49,14 +50,18 @@ class FloorTest(TempDirTest):
         with open(out) as f:
             report = json.load(f)
         rows, torch_rows = report["dptrain"], report["pytorch"]
-        self.assertEqual([(r["config"], r["variant"], r["ranks"]) for r in rows],
-                         [("TINY", "default", 1), ("TINY", "default", 2), ("TINY", "overlapped", 2),
-                          ("TINY", "exact", 2)])
+        # every split of the 2 cores (and 1 x 1), both reductions on 2 ranks
+        self.assertEqual([(r["config"], r["variant"], r["ranks"], r["threads_per_rank"]) for r in rows],
+                         [("TINY", "default", 1, 1), ("TINY", "default", 1, 2), ("TINY", "shm", 2, 1),
+                          ("TINY", "mpi", 2, 1), ("TINY", "overlapped", 2, 1), ("TINY", "exact", 2, 1)])
         self.assertIn("Cost of --exact", result.stdout)
         self.assertIn("TINY on 2 ranks: ", result.stdout)
-        cores = os.cpu_count() or 1  # bench.py sizes PyTorch's setups by the cores it sees
-        expected = [(1, cores), (1, cores)] + ([(1, 1)] if cores > 1 else []) + [(2, max(1, cores // 2))]
-        self.assertEqual([(t["procs"], t["threads_per_proc"]) for t in torch_rows], expected)
+        fastest = [r for r in rows if r.get("best_split")]
+        self.assertEqual(len(fastest), 1)
+        # the fastest way to train as usual (--exact is another mode, not a split)
+        self.assertEqual(fastest[0]["epoch_seconds"], min(r["epoch_seconds"] for r in rows if r["variant"] != "exact"))
+        self.assertIn("(fastest) |", result.stdout)
+        self.assertEqual([(t["procs"], t["threads_per_proc"]) for t in torch_rows], [(1, 2), (1, 2), (1, 1), (2, 1)])
         best = [t for t in torch_rows if t.get("best")]
         self.assertEqual(len(best), 1)
         self.assertEqual(best[0]["epoch_seconds"], min(t["epoch_seconds"] for t in torch_rows))
@@ -68,6 +73,8 @@ class FloorTest(TempDirTest):
             same = [t for t in torch_rows if t["setup"] == r["torch_same_setup"]][0]
             self.assertEqual((same["procs"], same["threads_per_proc"]), (r["ranks"], r["threads_per_rank"]))
         accuracy = report["time_to_accuracy"]
+        self.assertEqual((accuracy["dptrain_ranks"], accuracy["dptrain_threads_per_rank"]),
+                         (fastest[0]["ranks"], fastest[0]["threads_per_rank"]))  # dptrain's fastest split
         self.assertEqual(len(accuracy["dptrain_epochs"]), 3)
         self.assertEqual(len(accuracy["torch_epochs"]), 3)
         for who in ("dptrain", "torch"):
@@ -78,7 +85,7 @@ class FloorTest(TempDirTest):
             self.assertTrue(all(a < 0.5 for _, a in epochs[:reached - 1]), "the first epoch at the target")
             self.assertAlmostEqual(accuracy[f"{who}_seconds"], sum(s for s, _ in epochs[:reached]))
         self.assertAlmostEqual(accuracy["ratio"], accuracy["dptrain_seconds"] / accuracy["torch_seconds"])
-        self.assertIn("| TINY | overlapped | 2 x", result.stdout)
+        self.assertIn("| TINY | mpi", result.stdout)
         self.assertIn("OpenBLAS kernels: ", result.stdout)
 
     def test_metrics_report_peak_memory_per_rank(self):

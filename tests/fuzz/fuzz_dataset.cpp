@@ -1,7 +1,10 @@
 // HDF5 data files through the public reader only (include/dptrain/data/dataset.hpp):
-// split_size, then read_shard of 4-value samples with 3 classes on rank 0 of 1 and of 2.
+// split_size, then read_shards of 4-value samples with 3 classes: rank 0's shards of 1 and of 2 ranks.
 // Kept thin on purpose: dataset.cpp is being rewritten behind that interface.
+#include <mpi.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/error.hpp"
@@ -10,7 +13,21 @@
 
 namespace dptrain::fuzz {
 
+// The reader opens files through MPI-IO: a one-process MPI job (a singleton).
+void ensure_mpi() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return;
+  MPI_Init(nullptr, nullptr);
+  std::atexit([] {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  });
+}
+
 int dataset_input(const std::uint8_t* data, std::size_t size) {
+  ensure_mpi();
   h5::silence_automatic_error_printing();
   const std::string path = write_input_file(data, size, ".h5");
   for (const char* split : {"train", "test"}) {
@@ -20,7 +37,8 @@ int dataset_input(const std::uint8_t* data, std::size_t size) {
       // seed-sized file can hold is read (the reader's own limits are its owner's).
       if (samples < 0 || samples > (1 << 16)) continue;
       for (int ranks : {1, 2}) {
-        const Shard shard = read_shard(path, split, BatchSlicing(samples, 3, ranks), 0, 4, 3);
+        const ShardLayout layout(samples, 3);
+        const Shard shard = read_shards(path, split, layout, layout.owned(0, ranks), MPI_COMM_SELF, 4, 3);
         if (shard.features() != 4) __builtin_trap();
         for (std::int32_t label : shard.labels()) {
           if (label < 0 || label >= 3) __builtin_trap();

@@ -49,12 +49,21 @@ TEST(TrainingStep, AllocatesNothing) {
   config.run_dir = dir / "run";
   config.threads = 1;
   config.quiet = true;
-  // The world three times: with one blocking allreduce, with buckets reduced
-  // during backprop, and with exact sums (bucket_kib -1 here).
-  for (const auto& [comm, bucket_kib] :
-       {std::pair{&self, 0}, std::pair{&world, 0}, std::pair{&world, 1}, std::pair{&world, -1}}) {
-    config.bucket_kib = std::max(0, bucket_kib);
-    config.exact = bucket_kib < 0;
+  // The world four times: shared memory, one blocking allreduce, buckets
+  // reduced during backprop, and exact sums.
+  struct Case {
+    const Communicator* comm;
+    ReduceMethod reduce;
+    int bucket_kib;
+    bool exact;
+  };
+  for (const auto& [comm, reduce, bucket_kib, exact] :
+       {Case{&self, ReduceMethod::shm, 0, false}, Case{&world, ReduceMethod::shm, 0, false},
+        Case{&world, ReduceMethod::mpi, 0, false}, Case{&world, ReduceMethod::mpi, 1, false},
+        Case{&world, ReduceMethod::shm, 0, true}}) {
+    config.reduce = reduce;
+    config.bucket_kib = bucket_kib;
+    config.exact = exact;
     Trainer trainer(*comm, config, std::nullopt);
     long before = -1, steps_checked = 0, allocating_steps = 0;
     trainer.set_step_observer([&](const Trainer& t) {
@@ -69,8 +78,8 @@ TEST(TrainingStep, AllocatesNothing) {
     });
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
-    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), buckets of " << bucket_kib << " KiB"
-                                   << (config.exact ? ", exact sums" : "");
+    EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), --reduce " << to_string(reduce)
+                                   << ", buckets of " << bucket_kib << " KiB" << (exact ? ", exact sums" : "");
     world.barrier();
   }
 }

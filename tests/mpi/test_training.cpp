@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -244,6 +245,7 @@ TEST(Overlap, BucketedAllreduceDuringBackpropGivesTheBlockingPathsParameters) {
   config.optimizer.lr = 0.1;
   config.optimizer.sgd.momentum = 0.9f;
   config.epochs = 3;
+  config.reduce = ReduceMethod::mpi;
   config.bucket_kib = 0;
   const std::vector<float> blocking = params_after(world(), config);
   for (const std::int64_t kib : {1, 4}) {
@@ -262,6 +264,32 @@ TEST(Overlap, BucketedAllreduceDuringBackpropGivesTheBlockingPathsParameters) {
       EXPECT_LT(max_abs_difference(overlapped, blocking), 1e-5)
           << kib << " KiB buckets on " << world().size() << " ranks";
     }
+  }
+}
+
+TEST(SharedMemory, ReducingInsideTheNodeGivesMpiAllreducesParameters) {
+  SharedDir dir;
+  TrainConfig config = small_config(make_data(dir), dir / "mpi");
+  config.arch = Architecture{{8, 64, 160, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
+  config.optimizer.lr = 0.1;
+  config.optimizer.sgd.momentum = 0.9f;
+  config.epochs = 3;
+  config.reduce = ReduceMethod::mpi;
+  const std::vector<float> mpi = params_after(world(), config);
+  config.reduce = ReduceMethod::shm;
+  config.run_dir = dir / "shm";
+  const std::vector<float> shm = params_after(world(), config);
+  // Two fake nodes: the node sums are added by MPI between the two leaders.
+  ::setenv(kFakeNodeRanksVariable, std::to_string((world().size() + 1) / 2).c_str(), 1);
+  config.run_dir = dir / "shm-two-nodes";
+  const std::vector<float> two_nodes = params_after(world(), config);
+  ::unsetenv(kFakeNodeRanksVariable);
+  if (world().size() <= 2) {  // a sum of two floats is the same in either order
+    EXPECT_EQ(shm, mpi);
+    EXPECT_EQ(two_nodes, mpi);
+  } else {  // MPI's order of three or four addends is its own
+    EXPECT_LT(max_abs_difference(shm, mpi), 1e-5) << world().size() << " ranks";
+    EXPECT_LT(max_abs_difference(two_nodes, mpi), 1e-5) << world().size() << " ranks";
   }
 }
 

@@ -20,7 +20,7 @@ struct Written {
   Mlp model{Architecture{{6, 4, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy}};
   Sgd optimizer{model.num_params(), SgdSettings{0.9f, 0.0f, false}};
   OptimizerSettings settings;
-  Progress progress{2, 0, 20, 1, 8, 3, true, "/data/d.h5", std::string(64, 'b')};
+  Progress progress{2, 0, 20, 1, 8, kDefaultShards, 3, true, "/data/d.h5", std::string(64, 'b')};
   TrainConfig config;
 
   Written() {

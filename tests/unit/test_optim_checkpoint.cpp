@@ -3,6 +3,7 @@
 #include <xmmintrin.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "dptrain/error.hpp"
@@ -39,6 +40,46 @@ TEST(Sgd, MomentumAndWeightDecayFollowTheDocumentedRule) {
       ref_w -= 0.5 * (nesterov ? grad + 0.9 * ref_v : ref_v);
       EXPECT_NEAR(w[0], ref_w, 1e-6);
       EXPECT_NEAR(sgd.velocity()[0], ref_v, 1e-6);
+    }
+  }
+}
+
+// PyTorch's SGD (torch/optim/sgd.py, _single_tensor_sgd) written out op by
+// op in float: d = grad + wd * w; v = mu * v + d (v = d at the first step,
+// the same value); d = nesterov ? d + mu * v : v; w = w + (-lr) * d.
+void pytorch_sgd_reference(std::vector<float>& w, const std::vector<float>& grad, std::vector<float>& v, float lr,
+                           const SgdSettings& s, bool first_step) {
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    float d = grad[i] + s.weight_decay * w[i];
+    if (s.momentum != 0.0f) {
+      v[i] = first_step ? d : s.momentum * v[i] + d;
+      d = s.nesterov ? d + s.momentum * v[i] : v[i];
+    }
+    w[i] = w[i] + (-lr) * d;
+  }
+}
+
+TEST(Sgd, TheFusedUpdateIsPyTorchsRuleBitForBit) {
+  const std::size_t n = 10007;  // not a multiple of any vector width
+  for (const SgdSettings settings :
+       {SgdSettings{0.0f, 0.0f, false}, SgdSettings{0.0f, 1e-4f, false}, SgdSettings{0.9f, 0.0f, false},
+        SgdSettings{0.9f, 5e-4f, false}, SgdSettings{0.9f, 5e-4f, true}}) {
+    Sgd sgd(n, settings);
+    std::vector<float> w(n), reference_v(n, 0.0f);
+    for (std::size_t i = 0; i < n; ++i) w[i] = std::sin(static_cast<float>(i)) * 0.3f;
+    std::vector<float> reference_w = w;
+    for (int step = 0; step < 4; ++step) {
+      std::vector<float> grad(n);
+      for (std::size_t i = 0; i < n; ++i) grad[i] = std::cos(static_cast<float>(i * 7 + step)) * 1e-2f;
+      const float lr = 0.05f / static_cast<float>(step + 1);
+      sgd.step(w, grad, lr);
+      pytorch_sgd_reference(reference_w, grad, reference_v, lr, settings, step == 0);
+      ASSERT_EQ(0, std::memcmp(w.data(), reference_w.data(), n * sizeof(float)))
+          << "momentum " << settings.momentum << " weight decay " << settings.weight_decay << " nesterov "
+          << settings.nesterov << " step " << step;
+      if (settings.momentum != 0.0f) {
+        ASSERT_EQ(0, std::memcmp(sgd.velocity().data(), reference_v.data(), n * sizeof(float))) << "step " << step;
+      }
     }
   }
 }

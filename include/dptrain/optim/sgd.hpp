@@ -10,6 +10,11 @@
 
 namespace dptrain {
 
+// The rule above over params, grads and velocity (unused without momentum) in
+// one fused pass; any slice of the buffers may be updated on its own.
+void sgd_update(std::span<float> params, std::span<const float> grads, std::span<float> velocity, float lr,
+                const SgdSettings& settings);
+
 class Sgd {
  public:
   Sgd(std::size_t num_params, SgdSettings settings);

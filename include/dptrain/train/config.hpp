@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dptrain/comm/gradient_exchange.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
 #include "dptrain/train/progress.hpp"
@@ -45,6 +46,9 @@ struct TrainConfig {
   // (0 = never); live or plain progress lines.
   double watchdog_seconds = 600;
   ProgressMode progress = ProgressMode::automatic;
+  // How gradients are summed: shared memory inside a node (MPI between
+  // nodes), or MPI_Allreduce throughout (the only one with buckets).
+  ReduceMethod reduce = ReduceMethod::shm;
 
   std::string to_ini() const;  // the training options, not where they came from
 };

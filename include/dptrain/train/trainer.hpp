@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "dptrain/comm/communicator.hpp"
-#include "dptrain/comm/gradient_reducer.hpp"
+#include "dptrain/comm/gradient_exchange.hpp"
+#include "dptrain/comm/node_reducer.hpp"
 #include "dptrain/data/sharding.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/nn/mlp.hpp"
@@ -49,8 +50,14 @@ class Trainer {
   void restore(const Checkpoint& checkpoint);
   bool train_epoch(std::int64_t epoch);  // false when stopped part-way
   bool train_step(std::int64_t epoch);   // true when any rank was asked to stop
-  double sum_gradients_fast(int rows, std::span<float> grads);
-  double sum_gradients_exact(std::span<float> grads, std::int64_t step);
+  // A step's gradients, loss and stop request, summed over ranks.
+  struct StepSums {
+    std::span<const float> grads;
+    double loss = 0;
+    bool stop = false;
+  };
+  StepSums sum_gradients_fast(int rows);
+  StepSums sum_gradients_exact(std::int64_t step);
   void check_loss(double batch_loss, std::int64_t epoch) const;
   void check_parameters(std::int64_t epoch) const;
   void finish_epoch(std::int64_t epoch, double seconds);
@@ -70,17 +77,18 @@ class Trainer {
   std::vector<std::int32_t> batch_labels_;
   std::vector<MicroBatch> micro_batches_;
   int micro_batch_count_ = 0;
-  // Fast mode: the gradients, then the batch's loss sum and the number of
-  // ranks asked to stop. One allreduce carries all three, so neither the
-  // loss check (NaN, Inf) nor the stop decision costs an extra collective.
-  std::vector<float> reduce_buffer_;
+  // The gradients, then the batch's loss sum and the number of ranks asked
+  // to stop: one reduction carries all three, so neither the loss check
+  // (NaN, Inf) nor the stop decision costs an extra collective.
   std::size_t loss_slot() const { return model_.num_params(); }
   std::size_t stop_slot() const { return model_.num_params() + 1; }
-  GradientReducer reducer_;  // sums reduce_buffer_ over ranks, overlapped with backprop
+  GradientExchange reducer_;  // sums that buffer over ranks (--reduce shm or mpi)
   // Exact mode: the same slots as 64-bit fixed point, plus a count of
-  // addends the exact sums refused (not finite, out of range).
-  std::vector<std::int64_t> exact_buffer_;
+  // addends the exact sums refused (not finite, out of range); summed in
+  // shared memory (--reduce shm) or by MPI_Allreduce (mpi).
   std::size_t refused_slot() const { return model_.num_params() + 2; }
+  std::optional<NodeReducer<std::int64_t>> exact_shm_;
+  std::vector<std::int64_t> exact_buffer_;  // --reduce mpi
 
   ProgressLine progress_line_;
   StepTimer timer_;

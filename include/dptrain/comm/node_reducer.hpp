@@ -1,0 +1,126 @@
+#pragma once
+// Sums a buffer over ranks in two levels, without copying it through an MPI
+// transport inside a node:
+//
+//   1. every rank writes its values into its own slot of one shared-memory
+//      segment of its node (an MPI-3 shared window; local() is that slot);
+//   2. node rank r sums slice r of every slot, in node-rank order, into the
+//      node's result region;
+//   3. between nodes, the node leaders (node rank 0) allreduce the result
+//      region with MPI;
+//   4. every rank reads the sum from the result region (finish()).
+//
+// On one node no MPI collective carries the data: the ranks only
+// synchronise, through counters in the segment (NodeSync::flags) or
+// MPI_Win_sync + MPI_Barrier (NodeSync::barrier).
+//
+// The step allocates nothing: the segment is allocated once, here.
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "dptrain/comm/communicator.hpp"
+#include "dptrain/nn/mlp.hpp"
+
+namespace dptrain {
+
+// An MPI communicator freed on destruction (MPI_COMM_NULL is allowed: a rank
+// outside a split).
+class OwnedComm {
+ public:
+  OwnedComm() = default;
+  explicit OwnedComm(MPI_Comm comm) : comm_(comm) {}
+  ~OwnedComm();
+  OwnedComm(OwnedComm&& other) noexcept : comm_(other.comm_) { other.comm_ = MPI_COMM_NULL; }
+  OwnedComm& operator=(OwnedComm&& other) noexcept;
+  OwnedComm(const OwnedComm&) = delete;
+  OwnedComm& operator=(const OwnedComm&) = delete;
+
+  MPI_Comm get() const { return comm_; }
+  bool null() const { return comm_ == MPI_COMM_NULL; }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+// An MPI shared-memory window in a passive-target epoch (MPI_Win_lock_all) for
+// its whole life, so that MPI_Win_sync may be called at any time; unlocked and
+// freed (collectively) on destruction.
+class SharedWindow {
+ public:
+  SharedWindow(MPI_Comm node, std::size_t bytes);
+  ~SharedWindow();
+  SharedWindow(const SharedWindow&) = delete;
+  SharedWindow& operator=(const SharedWindow&) = delete;
+
+  std::byte* base_of(int node_rank) const;  // where node_rank's part of the segment starts, in this process
+  MPI_Win get() const { return window_; }
+
+ private:
+  MPI_Win window_ = MPI_WIN_NULL;
+};
+
+enum class NodeSync {
+  flags,    // each rank publishes a step counter in the segment; the others spin on it
+  barrier,  // MPI_Win_sync + MPI_Barrier on the node's communicator
+};
+
+// The environment variable that groups ranks into fake nodes of N consecutive
+// ranks (rank / N), for testing the two-level path on one machine.
+inline constexpr const char* kFakeNodeRanksVariable = "DPTRAIN_FAKE_NODE_RANKS";
+
+template <typename T>
+class NodeReducer final : public GradientSink {
+ public:
+  // Collective over comm. ranks_per_fake_node > 0 groups ranks into nodes by
+  // rank / ranks_per_fake_node instead of by shared memory (0: the variable
+  // DPTRAIN_FAKE_NODE_RANKS if set, else the real nodes).
+  NodeReducer(const Communicator& comm, std::size_t count, NodeSync sync = NodeSync::flags,
+              int ranks_per_fake_node = 0);
+  NodeReducer(const NodeReducer&) = delete;
+  NodeReducer& operator=(const NodeReducer&) = delete;
+
+  // This rank's slot in the segment: write the values to sum here. Its
+  // contents are undefined after finish().
+  std::span<T> local() const { return {slots_[static_cast<std::size_t>(node_rank_)], count_}; }
+  // Nothing overlaps with backprop: on one node the sum is a memory pass that
+  // would compete with the GEMMs for the same cores.
+  void begin_step() {}
+  void ready_from(std::size_t) override {}
+  // Collective: the sum over all ranks of local(), the same on every rank;
+  // valid until the next step writes local() and calls finish() again.
+  std::span<const T> finish();
+
+  int nodes() const { return nodes_; }
+  int node_size() const { return node_size_; }
+  NodeSync sync() const { return sync_; }
+
+ private:
+  void sum_my_slice();
+  void node_barrier();               // every node rank has arrived
+  void wait_for_leader_published();  // the leader's inter-node allreduce is done
+  void publish_from_leader();
+
+  std::size_t count_;
+  NodeSync sync_;
+  OwnedComm node_comm_;
+  OwnedComm leaders_comm_;  // MPI_COMM_NULL on ranks that are not their node's leader
+  int node_rank_ = 0;
+  int node_size_ = 1;
+  int nodes_ = 1;
+  SharedWindow window_;
+  std::vector<T*> slots_;                        // slot of each node rank, mapped in this process
+  T* result_ = nullptr;                          // the node's sum (the slot itself on a one-rank node)
+  std::vector<std::uint64_t*> arrivals_;         // each node rank's count of sync points reached
+  std::uint64_t* leader_published_ = nullptr;    // sync points the leader has published a result at
+  std::size_t slice_begin_ = 0, slice_end_ = 0;  // this rank's slice of the sum
+  std::uint64_t generation_ = 0;                 // sync points passed by this rank
+};
+
+extern template class NodeReducer<float>;
+extern template class NodeReducer<std::int64_t>;
+
+}  // namespace dptrain
