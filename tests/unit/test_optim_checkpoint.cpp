@@ -146,7 +146,7 @@ struct Saved {
     settings.sgd = optimizer.settings();
     settings.schedule = ScheduleKind::cosine;
     settings.warmup_epochs = 1.5;
-    progress = Progress{7, 3, 1234, 4, 64, 12, 99, false, "data.h5", std::string(64, 'a')};
+    progress = Progress{7, 3, 1234, 4, 64, kDefaultShards, 99, false, "data.h5", std::string(64, 'a')};
   }
   // The saved INI of the run that wrote these: read_checkpoint checks it against the attributes.
   std::string config() const {
@@ -180,6 +180,7 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
   EXPECT_EQ(c.progress.global_step, 1234);
   EXPECT_EQ(c.progress.world_size, 4);
   EXPECT_EQ(c.progress.batch_size, 64);
+  EXPECT_EQ(c.progress.shards, kDefaultShards);
   EXPECT_EQ(c.progress.seed, 99);
   EXPECT_FALSE(c.progress.shuffle);
   EXPECT_EQ(c.progress.data_sha256, std::string(64, 'a'));
