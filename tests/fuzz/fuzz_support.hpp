@@ -14,7 +14,7 @@ namespace dptrain::fuzz {
 
 int idx_input(const std::uint8_t* data, std::size_t size);         // IDX files, raw and gzip
 int image_input(const std::uint8_t* data, std::size_t size);       // PGM (P2, P5) and PNG
-int dataset_input(const std::uint8_t* data, std::size_t size);     // HDF5 data files: split_size, read_shard
+int dataset_input(const std::uint8_t* data, std::size_t size);     // HDF5 data files: split_size, read_shards
 int checkpoint_input(const std::uint8_t* data, std::size_t size);  // HDF5 checkpoints: read_checkpoint
 int config_input(const std::uint8_t* data, std::size_t size);      // INI text of --config and checkpoints
 
