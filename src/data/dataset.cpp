@@ -232,8 +232,7 @@ void write_mnist_hdf5(const std::string& out, const IdxSource& train_images, con
         for (const IdxSource* source : {&images, &labels}) {
           const std::string name = source == &images ? "images" : "labels";
           const std::vector<hsize_t> dims(source->array.dims.begin(), source->array.dims.end());
-          h5::write_dataset(group, name, H5T_NATIVE_UINT8, H5T_STD_U8LE, dims, source->array.data.data(),
-                            0, out);
+          h5::write_dataset(group, name, H5T_NATIVE_UINT8, H5T_STD_U8LE, dims, source->array.data.data(), 0, out);
           h5::Handle dataset = h5::open_dataset(group, name, out);
           h5::write_attribute(dataset, "source", std::filesystem::path(source->path).filename().string());
           h5::write_attribute(dataset, "source_sha256", source->array.sha256);

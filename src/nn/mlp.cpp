@@ -140,8 +140,7 @@ double Mlp::output_delta(Workspace& ws, int rows, std::span<const std::int32_t> 
   const std::size_t offset = static_cast<std::size_t>(first_row) * arch_.outputs();
   ConstMatrix output{ws.activations_.back().data() + offset, rows, arch_.outputs()};
   Matrix top_delta{ws.deltas_.back().data() + offset, rows, arch_.outputs()};
-  return loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta,
-                               logits(ws, rows, first_row));
+  return loss_and_output_delta(arch_.loss, arch_.output, output, labels, scale, top_delta, logits(ws, rows, first_row));
 }
 
 void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, GradientSink* sink, int first_row) const {

@@ -38,8 +38,8 @@ void accumulate(const Architecture& arch, ConstMatrix out, ConstMatrix logits, s
                 EvalResult& result, ExactStatistics& sums) {
   std::vector<float> probabilities(static_cast<std::size_t>(out.cols));
   if (!labels.empty()) {
-    sums.refused += exact::accumulate(loss_sum(arch.loss, arch.output, out, labels, logits), sums.loss,
-                                       exact::kStatisticBits);
+    sums.refused +=
+        exact::accumulate(loss_sum(arch.loss, arch.output, out, labels, logits), sums.loss, exact::kStatisticBits);
   }
   double top_probability_sum = 0.0;
   for (int r = 0; r < out.rows; ++r) {
@@ -69,8 +69,8 @@ EvalResult sum_over_ranks(const EvalResult& local, const ExactStatistics& sums, 
   total.correct = counts[0];
   total.total = counts[1];
   // A loss beyond the exact range (or not finite) is reported as infinite, not clamped.
-  total.loss_sum = counts[4] > 0 ? std::numeric_limits<double>::infinity()
-                                 : exact::to_double(counts[2], exact::kStatisticBits);
+  total.loss_sum =
+      counts[4] > 0 ? std::numeric_limits<double>::infinity() : exact::to_double(counts[2], exact::kStatisticBits);
   total.top_probability_sum = exact::to_double(counts[3], exact::kStatisticBits);
   std::copy_n(counts.begin() + kFixed, total.confusion.size(), total.confusion.begin());
   std::copy_n(counts.begin() + kFixed + static_cast<std::ptrdiff_t>(total.confusion.size()), total.predicted.size(),
@@ -123,8 +123,8 @@ EvalResult Evaluator::run(const Mlp& model) const {
                                                    static_cast<std::size_t>(rows));
       shard_.gather(indices, workspace_.input(rows), labels_);
       const ConstMatrix out = model.forward(workspace_, rows);
-      accumulate(model.arch(), out, model.logits(workspace_, rows), std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)),
-                 local, sums);
+      accumulate(model.arch(), out, model.logits(workspace_, rows),
+                 std::span<const std::int32_t>(labels_.data(), static_cast<std::size_t>(rows)), local, sums);
     }
     shard_begin += shard.count;
   }

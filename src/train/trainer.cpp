@@ -88,8 +88,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   run_folder_.prepare();
   const std::string data_report = data_.report_json();
   run_folder_.write_text("data.json", data_report + "\n");
-  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every,
-                                data_.batches().steps(), config_.progress);
+  progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, data_.batches().steps(),
+                                config_.progress);
 }
 
 void Trainer::restore(const Checkpoint& checkpoint) {
@@ -108,8 +108,8 @@ void Trainer::restore(const Checkpoint& checkpoint) {
   // batch size) alone: with the same shards and batch size, a half-done epoch
   // continues exactly, on any number of ranks. Otherwise it restarts.
   const bool same_batches = checkpoint.progress.batch_size == config_.batch_size &&
-                            checkpoint.progress.shards == config_.shards &&
-                            checkpoint.progress.seed == config_.seed && checkpoint.progress.shuffle == config_.shuffle;
+                            checkpoint.progress.shards == config_.shards && checkpoint.progress.seed == config_.seed &&
+                            checkpoint.progress.shuffle == config_.shuffle;
   progress_.step_in_epoch = same_batches ? checkpoint.progress.step_in_epoch : 0;
   if (same_batches) {
     progress_.epoch_loss_sum = checkpoint.progress.epoch_loss_sum;
@@ -252,9 +252,8 @@ Trainer::StepSums Trainer::sum_gradients_exact(std::int64_t step) {
   for (int m = 0; m < micro_batch_count_; ++m) {
     const MicroBatch& micro = micro_batches_[static_cast<std::size_t>(m)];
     model_.forward(workspace_, micro.rows, micro.first_row);
-    const double loss =
-        model_.output_delta(workspace_, micro.rows, std::span(batch_labels_).subspan(micro.first_row),
-                            1.0f / global_rows, micro.first_row);
+    const double loss = model_.output_delta(workspace_, micro.rows, std::span(batch_labels_).subspan(micro.first_row),
+                                            1.0f / global_rows, micro.first_row);
     model_.backpropagate(workspace_, micro.rows, grads, nullptr, micro.first_row);
     refused += exact::accumulate(grads, grad_sums, exact::kGradientBits);
     refused += exact::accumulate(loss, sums[loss_slot()], exact::kStatisticBits);
@@ -285,11 +284,10 @@ void Trainer::check_loss(double batch_loss, std::int64_t epoch) const {
   const std::string what = finite ? "exploded to " + format_number(batch_loss / samples) + " per sample"
                            : std::isnan(batch_loss) ? "became NaN"
                                                     : "became infinite";
-  throw CollectiveError("training diverged: the loss " + what + " at epoch " + std::to_string(epoch) + ", step " +
-                        std::to_string(progress_.global_step + 1) + " (lr " +
-                        format_number(schedule_.lr_at(progress_.global_step)) +
-                        "); try a smaller --lr. The last good checkpoint is kept in " +
-                        run_folder_.checkpoint_folder());
+  throw CollectiveError(
+      "training diverged: the loss " + what + " at epoch " + std::to_string(epoch) + ", step " +
+      std::to_string(progress_.global_step + 1) + " (lr " + format_number(schedule_.lr_at(progress_.global_step)) +
+      "); try a smaller --lr. The last good checkpoint is kept in " + run_folder_.checkpoint_folder());
 }
 
 // Before anything is evaluated or saved: a parameter that is not finite
@@ -300,8 +298,7 @@ void Trainer::check_parameters(std::int64_t epoch) const {
   if (bad == params.end()) return;
   throw CollectiveError("training diverged: parameter " + std::to_string(bad - params.begin()) + " became " +
                         (std::isnan(*bad) ? "NaN" : "infinite") + " in epoch " + std::to_string(epoch) +
-                        "; try a smaller --lr. The last good checkpoint is kept in " +
-                        run_folder_.checkpoint_folder());
+                        "; try a smaller --lr. The last good checkpoint is kept in " + run_folder_.checkpoint_folder());
 }
 
 void Trainer::finish_epoch(std::int64_t epoch, double seconds) {

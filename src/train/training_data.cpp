@@ -69,7 +69,8 @@ TrainingData::TrainingData(const Communicator& comm, const TrainConfig& config) 
 std::string TrainingData::report_json() const {
   JsonObject mine;
   mine.add("rank", comm_.rank()).add("host", host_name());
-  for (const auto& [split, shard] : {std::pair<const char*, const Shard*>{"train", &*train_}, {"test", &test_->shard()}}) {
+  for (const auto& [split, shard] :
+       {std::pair<const char*, const Shard*>{"train", &*train_}, {"test", &test_->shard()}}) {
     JsonObject part;
     part.add_raw("rows", rows_json(*shard));
     part.add("bytes_selected", shard->bytes_selected()).add("bytes_read", shard->bytes_read());

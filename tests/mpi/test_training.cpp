@@ -175,7 +175,8 @@ TEST(Exact, BitIdenticalOnAnyNumberOfRanks) {
     EXPECT_EQ(alone.epoch_losses.size(), 3u);
     EXPECT_FALSE(alone.velocity.empty());
     EXPECT_TRUE(shared == alone) << (relu ? "relu" : "sigmoid") << " network on " << world().size()
-                                 << " ranks: max parameter difference " << max_abs_difference(shared.params, alone.params);
+                                 << " ranks: max parameter difference "
+                                 << max_abs_difference(shared.params, alone.params);
   }
 }
 

@@ -101,7 +101,8 @@ TEST(Sharding, BatchesAndMicroBatchesDoNotDependOnTheRankCount) {
             EXPECT_TRUE(seen.insert(row).second);
           }
         }
-        EXPECT_EQ(static_cast<std::int64_t>(in_batch), std::min<std::int64_t>(batch, n - static_cast<std::int64_t>(t) * batch));
+        EXPECT_EQ(static_cast<std::int64_t>(in_batch),
+                  std::min<std::int64_t>(batch, n - static_cast<std::int64_t>(t) * batch));
       }
       EXPECT_EQ(static_cast<std::int64_t>(seen.size()), n);
       for (int p : {2, 3, 4, 5}) {
@@ -239,13 +240,20 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(
-      message([&] { read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 5, 3); }).find("have 2x2 = 4 values, but the input layer has 5"),
-      std::string::npos);
-  EXPECT_NE(message([&] { read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 2); }).find("is outside [0, 2)"), std::string::npos);
-  EXPECT_NE(message([&] { read_shards(path, "validation", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3); }).find("dataset /validation/images is missing"),
+  EXPECT_NE(message([&] {
+              read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 5, 3);
+            }).find("have 2x2 = 4 values, but the input layer has 5"),
             std::string::npos);
-  EXPECT_NE(message([&] { read_shards(dir / "none.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3); }).find("none.h5: cannot open as HDF5"),
+  EXPECT_NE(
+      message([&] { read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 2); }).find("is outside [0, 2)"),
+      std::string::npos);
+  EXPECT_NE(message([&] {
+              read_shards(path, "validation", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3);
+            }).find("dataset /validation/images is missing"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              read_shards(dir / "none.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3);
+            }).find("none.h5: cannot open as HDF5"),
             std::string::npos);
   write_bytes(dir / "text.h5", {'h', 'e', 'l', 'l', 'o'});
   EXPECT_NE(message([&] { split_size(dir / "text.h5", "train"); }).find("file signature not found"), std::string::npos);
@@ -253,7 +261,9 @@ TEST(Dataset, ShapesTypesAndLabelsAreChecked) {
   std::vector<std::uint8_t> whole = read_bytes(path);
   whole.resize(whole.size() / 2);
   write_bytes(dir / "cut.h5", whole);
-  EXPECT_NE(message([&] { read_shards(dir / "cut.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3); }).find("truncated file"),
+  EXPECT_NE(message([&] {
+              read_shards(dir / "cut.h5", "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3);
+            }).find("truncated file"),
             std::string::npos);
 }
 

@@ -22,7 +22,7 @@ struct OptimizerSettings {
   double lr = 0.1;
   SgdSettings sgd;
   ScheduleKind schedule = ScheduleKind::constant;
-  double warmup_epochs = 0.0;   // linear ramp from lr / warmup_steps
+  double warmup_epochs = 0.0;    // linear ramp from lr / warmup_steps
   double lr_step_epochs = 10.0;  // step schedule: multiply by lr_gamma every lr_step_epochs
   double lr_gamma = 0.1;
 };

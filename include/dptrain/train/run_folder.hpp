@@ -25,7 +25,7 @@ class RunFolder {
   // config.ini and opens metrics.jsonl for appending. Collective.
   void prepare();
   void write_text(const std::string& name, const std::string& text) const;  // rank 0's text; collective
-  void append_metrics(const std::string& json_line);                         // collective
+  void append_metrics(const std::string& json_line);                        // collective
   // Writes `name` atomically, points latest.h5 at it, prunes old ones. Collective.
   void save_checkpoint(const std::string& name, const Mlp& model, const Sgd& optimizer, const Progress& progress);
   void write_profile(const std::string& chrome_trace) const;  // every rank its own; collective

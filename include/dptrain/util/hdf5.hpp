@@ -37,7 +37,7 @@ void silence_automatic_error_printing();
 // HDF5's innermost error message for the failure that just happened.
 std::string last_error();
 
-Handle open_file(const std::string& path);    // read-only
+Handle open_file(const std::string& path);  // read-only
 // Read-only through the MPI-IO driver: collective over comm, every rank opens.
 Handle open_file_parallel(const std::string& path, MPI_Comm comm);
 Handle create_file(const std::string& path);  // fails if it exists
