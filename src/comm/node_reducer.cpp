@@ -202,39 +202,33 @@ NodeReducer<T>::NodeReducer(const Communicator& comm, std::size_t count, NodeSyn
 template <typename T>
 void NodeReducer<T>::node_barrier() {
   ++generation_;
-  if (sync_ == NodeSync::barrier) {
-    MPI_Win_sync(window_.get());
-    MPI_Barrier(node_comm_.get());
-    MPI_Win_sync(window_.get());
-    return;
-  }
+  if (sync_ == NodeSync::barrier) return window_barrier();
   // Release: this rank's writes to the segment before this point are seen by
   // a rank that acquires the counter.
   store_release(arrivals_[static_cast<std::size_t>(node_rank_)], generation_);
   for (std::uint64_t* arrived : arrivals_) wait_until_at_least(arrived, generation_);
 }
 
+// NodeSync::barrier: every node rank's writes to the segment are seen by all
+// after it (MPI_Win_sync on both sides of the barrier).
+template <typename T>
+void NodeReducer<T>::window_barrier() {
+  MPI_Win_sync(window_.get());
+  MPI_Barrier(node_comm_.get());
+  MPI_Win_sync(window_.get());
+}
+
 template <typename T>
 void NodeReducer<T>::publish_from_leader() {
   ++generation_;
-  if (sync_ == NodeSync::barrier) {
-    MPI_Win_sync(window_.get());
-    MPI_Barrier(node_comm_.get());
-    MPI_Win_sync(window_.get());
-    return;
-  }
+  if (sync_ == NodeSync::barrier) return window_barrier();
   store_release(leader_published_, generation_);
 }
 
 template <typename T>
 void NodeReducer<T>::wait_for_leader_published() {
   ++generation_;
-  if (sync_ == NodeSync::barrier) {
-    MPI_Win_sync(window_.get());
-    MPI_Barrier(node_comm_.get());
-    MPI_Win_sync(window_.get());
-    return;
-  }
+  if (sync_ == NodeSync::barrier) return window_barrier();
   wait_until_at_least(leader_published_, generation_);
 }
 

@@ -103,6 +103,7 @@ class NodeReducer final : public GradientSink {
   void node_barrier();               // every node rank has arrived
   void wait_for_leader_published();  // the leader's inter-node allreduce is done
   void publish_from_leader();
+  void window_barrier();  // the NodeSync::barrier way of all three
 
   std::size_t count_;
   NodeSync sync_;
