@@ -80,11 +80,13 @@ OwnedComm split_leaders(const Communicator& comm, bool leader) {
   return OwnedComm(leaders);
 }
 
+// Node rank 0's part also holds the result region (on a node of several
+// ranks) and the shared state.
 template <typename T>
-std::size_t part_bytes(std::size_t count, int node_rank, int node_size) {
+std::size_t part_bytes(std::size_t count, int node_rank, int node_size, std::size_t shared_count) {
   const std::size_t slot = round_up_to_line(count * sizeof(T));
-  const bool holds_result = node_rank == 0 && node_size > 1;
-  return kLine + slot + (holds_result ? slot : 0);
+  if (node_rank != 0) return kLine + slot;
+  return kLine + slot + (node_size > 1 ? slot : 0) + round_up_to_line(shared_count * sizeof(T));
 }
 
 std::uint64_t load_acquire(std::uint64_t* counter) {
@@ -157,14 +159,15 @@ std::byte* SharedWindow::base_of(int node_rank) const {
 }
 
 template <typename T>
-NodeReducer<T>::NodeReducer(const Communicator& comm, std::size_t count, NodeSync sync, int ranks_per_fake_node)
+NodeReducer<T>::NodeReducer(const Communicator& comm, std::size_t count, NodeSync sync, int ranks_per_fake_node,
+                            std::size_t shared_count)
     : count_(count),
       sync_(sync),
       node_comm_(split_into_nodes(comm, fake_node_ranks(ranks_per_fake_node))),
       leaders_comm_(split_leaders(comm, rank_in(node_comm_.get()) == 0)),
       node_rank_(rank_in(node_comm_.get())),
       node_size_(size_of(node_comm_.get())),
-      window_(node_comm_.get(), part_bytes<T>(count, node_rank_, node_size_)) {
+      window_(node_comm_.get(), part_bytes<T>(count, node_rank_, node_size_, shared_count)) {
   if (count_ > static_cast<std::size_t>(INT_MAX)) {
     throw Error("a buffer of " + std::to_string(count_) + " values is too large for one MPI call");
   }
@@ -180,6 +183,8 @@ NodeReducer<T>::NodeReducer(const Communicator& comm, std::size_t count, NodeSyn
   std::byte* leader_part = window_.base_of(0);
   leader_published_ = &reinterpret_cast<Header*>(leader_part)->leader_published;
   result_ = node_size_ > 1 ? reinterpret_cast<T*>(leader_part + kLine + slot_bytes) : slots_[0];
+  shared_count_ = shared_count;
+  shared_ = reinterpret_cast<T*>(leader_part + kLine + slot_bytes + (node_size_ > 1 ? slot_bytes : 0));
 
   // Slice r of the sum is [bound(r), bound(r + 1)): whole cache lines of the
   // result region, so that no two ranks write the same line.
@@ -233,7 +238,17 @@ void NodeReducer<T>::wait_for_leader_published() {
 }
 
 template <typename T>
-void NodeReducer<T>::sum_my_slice() {
+void NodeReducer<T>::share(std::size_t offset, std::span<const T> values) {
+  if (offset > shared_count_ || values.size() > shared_count_ - offset) {
+    throw Error("sharing " + std::to_string(values.size()) + " values at " + std::to_string(offset) +
+                " in a shared state of " + std::to_string(shared_count_));
+  }
+  if (node_rank_ == 0) std::copy(values.begin(), values.end(), shared_ + offset);
+  if (node_size_ > 1) node_barrier();
+}
+
+template <typename T>
+void NodeReducer<T>::sum_my_slice(SliceConsumer<T>* consumer) {
   // THE INVARIANT: element i of the node's sum is
   //   ((slot_0[i] + slot_1[i]) + slot_2[i]) + ... + slot_{n-1}[i]
   // in node-rank order, whichever rank computes it and whenever the others
@@ -252,15 +267,19 @@ void NodeReducer<T>::sum_my_slice() {
       const T* __restrict next = slots_[r] + begin;
       for (std::size_t i = 0; i < n; ++i) out[i] += next[i];
     }
+    if (consumer != nullptr) consumer->consume(begin, end, result_);  // while the block is in L1
   }
 }
 
 template <typename T>
-std::span<const T> NodeReducer<T>::finish() {
+std::span<const T> NodeReducer<T>::finish(SliceConsumer<T>* consumer) {
+  // On one node a slice's sum is final as soon as it is summed: the consumer
+  // takes it in the same pass. Across nodes, only after the leaders' allreduce.
+  const bool consume_while_summing = nodes_ == 1 && node_size_ > 1;
   if (node_size_ > 1) {
     node_barrier();  // every slot is written
-    sum_my_slice();
-    node_barrier();  // every slice is summed (and no slot is read any more: ranks may write the next step's)
+    sum_my_slice(consume_while_summing ? consumer : nullptr);
+    node_barrier();  // every slice is summed and consumed (no slot is read any more: ranks may write the next step's)
   }
   if (nodes_ > 1) {
     // Between nodes: one MPI allreduce of the node sums among the leaders,
@@ -274,6 +293,10 @@ std::span<const T> NodeReducer<T>::finish() {
       else
         wait_for_leader_published();
     }
+  }
+  if (consumer != nullptr && !consume_while_summing) {
+    consumer->consume(slice_begin_, slice_end_, result_);
+    if (node_size_ > 1) node_barrier();  // every slice is consumed
   }
   return {result_, count_};
 }

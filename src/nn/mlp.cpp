@@ -78,7 +78,17 @@ Mlp::Mlp(Architecture arch) : arch_(std::move(arch)) {
     offset += layer.out;
     layers_.push_back(layer);
   }
+  num_params_ = offset;
   params_.assign(offset, 0.0f);
+}
+
+void Mlp::use_shared_params(std::span<float> storage) {
+  if (storage.size() != num_params_) {
+    throw Error("shared parameters of " + std::to_string(storage.size()) + " floats for a model of " +
+                std::to_string(num_params_));
+  }
+  shared_params_ = storage;
+  std::vector<float>().swap(params_);
 }
 
 void Mlp::initialize(std::uint64_t seed) {
@@ -88,7 +98,7 @@ void Mlp::initialize(std::uint64_t seed) {
     Rng rng(seed, purpose::init, i);
     // W and b are adjacent in the buffer: one pass draws both.
     const std::size_t count = static_cast<std::size_t>(layer.in) * layer.out + layer.out;
-    float* values = params_.data() + layer.weight_offset;
+    float* values = params().data() + layer.weight_offset;
     for (std::size_t k = 0; k < count; ++k) values[k] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
   }
 }
@@ -109,17 +119,17 @@ ConstMatrix Mlp::forward(Workspace& ws, int rows, int first_row) const {
     ConstMatrix x{ws.activations_[i].data() + static_cast<std::size_t>(first_row) * l.in, rows, l.in};
     Matrix z{ws.activations_[i + 1].data() + static_cast<std::size_t>(first_row) * l.out, rows, l.out};
     // Z[rows x out] = X[rows x in] * W^T[in x out]
-    blas::gemm_a_bt(x, weight(params_, i), z, 1.0f, 0.0f);
+    blas::gemm_a_bt(x, weight(params(), i), z, 1.0f, 0.0f);
     const bool last = i + 1 == layers_.size();
     if (last) {
       // Keep Z_L = X W^T + b before the output activation overwrites it (same float sums as below).
-      const std::span<const float> b = bias(params_, i);
+      const std::span<const float> b = bias(params(), i);
       for (int r = 0; r < rows; ++r) {
         float* logits = ws.logits_.data() + static_cast<std::size_t>(first_row + r) * l.out;
         for (int c = 0; c < l.out; ++c) logits[c] = z(r, c) + b[static_cast<std::size_t>(c)];
       }
     }
-    add_bias_and_activate(z, bias(params_, i), last ? arch_.output : arch_.hidden);
+    add_bias_and_activate(z, bias(params(), i), last ? arch_.output : arch_.hidden);
   }
   return {ws.activations_.back().data() + static_cast<std::size_t>(first_row) * arch_.outputs(), rows, arch_.outputs()};
 }
@@ -158,7 +168,7 @@ void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, Gradien
     if (i == 0) break;
     Matrix below{ws.deltas_[i - 1].data() + first * l.in, rows, l.in};
     // dX[rows x in] = delta[rows x out] * W[out x in]
-    blas::gemm_a_b(delta, weight(params_, i), below, 1.0f, 0.0f);
+    blas::gemm_a_b(delta, weight(params(), i), below, 1.0f, 0.0f);
     multiply_by_derivative(x, below, arch_.hidden);
     if (sink) sink->ready_from(l.weight_offset);
   }

@@ -1,6 +1,9 @@
 #include "dptrain/optim/sgd.hpp"
 
 #include <cassert>
+#include <string>
+
+#include "dptrain/error.hpp"
 
 namespace dptrain {
 
@@ -41,7 +44,26 @@ void sgd_update(std::span<float> params, std::span<const float> grads, std::span
 }
 
 void Sgd::step(std::span<float> params, std::span<const float> grads, float lr) {
-  sgd_update(params, grads, velocity_, lr, settings_);
+  sgd_update(params, grads, velocity(), lr, settings_);
+}
+
+void Sgd::step_slice(std::span<float> params, std::span<const float> grads, float lr, std::size_t begin,
+                     std::size_t end) {
+  assert(begin <= end && end <= params.size() && params.size() == grads.size());
+  const std::size_t n = end - begin;
+  const std::span<float> velocity = this->velocity();
+  sgd_update(params.subspan(begin, n), grads.subspan(begin, n),
+             velocity.empty() ? velocity : velocity.subspan(begin, n), lr, settings_);
+}
+
+void Sgd::use_shared_velocity(std::span<float> storage) {
+  if (velocity_.empty()) return;
+  if (storage.size() != velocity_.size()) {
+    throw Error("shared velocities of " + std::to_string(storage.size()) + " floats for " +
+                std::to_string(velocity_.size()) + " parameters");
+  }
+  shared_velocity_ = storage;
+  std::vector<float>().swap(velocity_);
 }
 
 }  // namespace dptrain

@@ -41,6 +41,22 @@ void configure_process(const Communicator& comm, const TrainConfig& config) {
     blas::set_threads(auto_thread_count(comm));
 }
 
+// The optimizer's step on one slice of a node's shared parameters, taken by
+// NodeReducer::finish as soon as that slice of the gradient sum is final.
+class SliceUpdate final : public SliceConsumer<float> {
+ public:
+  SliceUpdate(Sgd& optimizer, std::span<float> params, float lr) : optimizer_(optimizer), params_(params), lr_(lr) {}
+  void consume(std::size_t begin, std::size_t end, const float* sum) override {
+    end = std::min(end, params_.size());  // the loss and the stop flag follow the gradients
+    if (begin < end) optimizer_.step_slice(params_, {sum, params_.size()}, lr_, begin, end);
+  }
+
+ private:
+  Sgd& optimizer_;
+  std::span<float> params_;
+  float lr_;
+};
+
 }  // namespace
 
 int auto_thread_count(const Communicator& comm) {
@@ -64,7 +80,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       batch_labels_(batch_samples_.size()),
       micro_batches_(static_cast<std::size_t>(data_.batches().max_micro_batches())),
       reducer_(comm, config_.reduce, model_.num_params() + 2,
-               model_.bucket_cuts(model_.num_params() + 2, static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4)),
+               model_.bucket_cuts(model_.num_params() + 2, static_cast<std::size_t>(config_.bucket_kib) * 1024 / 4),
+               shares_parameters() ? model_.num_params() + optimizer_.velocity().size() : 0),
       exact_buffer_(config_.exact && config_.reduce == ReduceMethod::mpi ? model_.num_params() + 3 : 0),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
@@ -84,12 +101,29 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
     else
       model_.initialize(static_cast<std::uint64_t>(config_.seed));
   });
+  if (shares_parameters()) share_parameters();  // after every rank has its values: it waits for the node's ranks
 
   run_folder_.prepare();
   const std::string data_report = data_.report_json();
   run_folder_.write_text("data.json", data_report + "\n");
   progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, data_.batches().steps(),
                                 config_.progress);
+}
+
+// THE INVARIANT (--reduce shm, without --exact): the ranks of a node hold one
+// copy of the parameters and velocities, in the reducer's shared segment. In
+// each step every rank updates only its slice of them, in the pass that sums
+// that slice's gradients (NodeReducer::finish); no rank reads them before
+// every slice is updated (finish's last node barrier), and no rank writes
+// them anywhere else. Every node's copy takes the same updates from the same
+// sums, so all copies stay equal.
+void Trainer::share_parameters() {
+  const std::size_t n = model_.num_params();
+  const std::span<float> shared = reducer_.shared_state();
+  reducer_.share(0, model_.params());
+  reducer_.share(n, optimizer_.velocity());
+  model_.use_shared_params(shared.first(n));
+  optimizer_.use_shared_velocity(shared.subspan(n));
 }
 
 void Trainer::restore(const Checkpoint& checkpoint) {
@@ -195,10 +229,13 @@ bool Trainer::train_step(std::int64_t epoch) {
   data_.train().gather(std::span(batch_samples_).first(static_cast<std::size_t>(rows)), workspace_.input(rows),
                        batch_labels_);
   timer_.end_phase(Phase::data);
-  const StepSums sums = config_.exact ? sum_gradients_exact(step) : sum_gradients_fast(rows);
+  const auto lr = static_cast<float>(schedule_.lr_at(progress_.global_step));
+  const StepSums sums = config_.exact ? sum_gradients_exact(step) : sum_gradients_fast(rows, lr);
 
+  // With shared parameters the update is already done (a diverged step's
+  // update included: the run ends here, and nothing saves those parameters).
   check_loss(sums.loss, epoch);
-  optimizer_.step(model_.params(), sums.grads, static_cast<float>(schedule_.lr_at(progress_.global_step)));
+  if (!sums.updated) optimizer_.step(model_.params(), sums.grads, lr);
   timer_.end_phase(Phase::update);
   progress_.epoch_loss_sum += sums.loss;
   ++progress_.global_step;
@@ -209,8 +246,9 @@ bool Trainer::train_step(std::int64_t epoch) {
 // All of the rank's rows in one pass, and a float sum over ranks (in shared
 // memory, or by MPI_Allreduce, overlapped with backprop when --bucket-kib
 // asks). Results match other rank counts to round-off: the GEMMs and the sums
-// group the rows differently.
-Trainer::StepSums Trainer::sum_gradients_fast(int rows) {
+// group the rows differently. With shared parameters, the update at `lr` is
+// done inside the sum (and counted in its phase).
+Trainer::StepSums Trainer::sum_gradients_fast(int rows, float lr) {
   const auto global_rows = static_cast<float>(data_.batches().global_batch_size(progress_.step_in_epoch));
   const std::span<float> local = reducer_.local();  // this rank's gradients, loss and stop flag
   const std::span<float> grads = local.first(model_.num_params());
@@ -229,10 +267,13 @@ Trainer::StepSums Trainer::sum_gradients_fast(int rows) {
   if (rows > 0) model_.backpropagate(workspace_, rows, grads, reducer_.sink());
   timer_.end_phase(Phase::backward);
   Watchdog::arm("allreduce", progress_.global_step + 1);
-  const std::span<const float> sum = reducer_.finish();  // waiting for what backprop did not hide
+  SliceUpdate update(optimizer_, model_.params(), lr);
+  const bool fused = shares_parameters();
+  const std::span<const float> sum =
+      reducer_.finish(fused ? &update : nullptr);  // waiting for what backprop did not hide
   Watchdog::disarm();
   timer_.end_phase(Phase::allreduce);
-  return {sum.first(model_.num_params()), sum[loss_slot()], sum[stop_slot()] > 0.0f};
+  return {sum.first(model_.num_params()), sum[loss_slot()], sum[stop_slot()] > 0.0f, fused};
 }
 
 // Bit-identical on any number of ranks. Invariant: every value that is

@@ -134,5 +134,46 @@ TEST(NodeReducer, TwoNodesOfTwoEqualOneNodeOfFourAndOneRank) {
   EXPECT_EQ(sums[2], sums[0]);
 }
 
+// Adds each slice it is given into the shared state: an index given twice, or
+// not at all, or before its sum is final, leaves the wrong total.
+class AddIntoSharedState final : public SliceConsumer<float> {
+ public:
+  explicit AddIntoSharedState(std::span<float> shared) : shared_(shared) {}
+  void consume(std::size_t begin, std::size_t end, const float* sum) override {
+    for (std::size_t i = begin; i < end; ++i) shared_[i] += sum[i];
+  }
+
+ private:
+  std::span<float> shared_;
+};
+
+TEST(NodeReducer, EachSliceIsConsumedOnceOnEveryNodeWithItsFinalSumAndSeenByAll) {
+  // Integer-valued floats, so that sums are exact in any grouping.
+  const auto value = [](int rank, int step, std::size_t i) {
+    return static_cast<float>(((rank + 1) * 7919 + step * 104729 + static_cast<int>(i)) % 2001 - 1000);
+  };
+  for (const std::size_t count : kCounts) {
+    for (const int per_node : {world().size(), (world().size() + 1) / 2, 1}) {
+      NodeReducer<float> reducer(world(), count, NodeSync::flags, per_node, count);
+      const std::vector<float> start(count, 0.5f);
+      reducer.share(0, start);
+      AddIntoSharedState add(reducer.shared_state());
+      std::vector<float> expected = start;
+      for (int step = 0; step < 3; ++step) {
+        for (std::size_t i = 0; i < count; ++i) {
+          reducer.local()[i] = value(world().rank(), step, i);
+          float total = 0.0f;
+          for (int r = 0; r < world().size(); ++r) total += value(r, step, i);
+          expected[i] += total;
+        }
+        reducer.finish(&add);
+        const std::span<const float> shared = reducer.shared_state();
+        EXPECT_TRUE(bitwise_equal(shared, expected))
+            << count << " values, nodes of " << per_node << " ranks, step " << step;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dptrain

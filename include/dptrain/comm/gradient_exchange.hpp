@@ -27,15 +27,23 @@ std::string to_string(ReduceMethod method);
 class GradientExchange {
  public:
   // Collective. bucket_cuts as for GradientReducer (used by the mpi method).
+  // shared_count > 0 (shm only): the node's ranks keep that many values in
+  // one copy in the segment (shared_state()), which finish()'s consumer updates.
   GradientExchange(const Communicator& comm, ReduceMethod method, std::size_t count,
-                   std::vector<std::size_t> bucket_cuts);
+                   std::vector<std::size_t> bucket_cuts, std::size_t shared_count = 0);
 
   ReduceMethod method() const { return shm_ ? ReduceMethod::shm : ReduceMethod::mpi; }
   std::span<float> local() { return local_; }  // where this rank's values go, every step
   GradientSink* sink();                        // for Mlp::backpropagate
   void begin_step();
   // Collective: the sum over ranks, valid until the next step writes local().
-  std::span<const float> finish();
+  // consumer (shm only): given this rank's slice of the sum (NodeReducer::finish).
+  std::span<const float> finish(SliceConsumer<float>* consumer = nullptr);
+
+  // The node's one copy of shared_count values (empty without them), and
+  // NodeReducer::share into it at `offset`. Collective over the node.
+  std::span<float> shared_state() const { return shm_ ? shm_->shared_state() : std::span<float>(); }
+  void share(std::size_t offset, std::span<const float> values);
 
  private:
   std::vector<float> mpi_buffer_;  // the mpi method reduces in place; empty for shm

@@ -10,6 +10,13 @@
 //      region with MPI;
 //   4. every rank reads the sum from the result region (finish()).
 //
+// Optionally the segment also holds state that the node's ranks keep in one
+// copy (shared_state(): the model's parameters and velocities), and finish()
+// hands each rank its slice of the sum as soon as it is final (a
+// SliceConsumer: the optimizer's update of that slice of the shared state),
+// so that the update is divided among the node's ranks and, on one node,
+// done in the same pass as the sum.
+//
 // On one node no MPI collective carries the data: the ranks only
 // synchronise, through counters in the segment (NodeSync::flags) or
 // MPI_Win_sync + MPI_Barrier (NodeSync::barrier).
@@ -72,14 +79,25 @@ enum class NodeSync {
 // ranks (rank / N), for testing the two-level path on one machine.
 inline constexpr const char* kFakeNodeRanksVariable = "DPTRAIN_FAKE_NODE_RANKS";
 
+// Told the parts of this rank's slice of the sum as they become final:
+// sum[begin, end) is the sum over all ranks. Each index of the buffer is
+// given to exactly one rank of each node, once per finish().
+template <typename T>
+class SliceConsumer {
+ public:
+  virtual ~SliceConsumer() = default;
+  virtual void consume(std::size_t begin, std::size_t end, const T* sum) = 0;
+};
+
 template <typename T>
 class NodeReducer final : public GradientSink {
  public:
   // Collective over comm. ranks_per_fake_node > 0 groups ranks into nodes by
   // rank / ranks_per_fake_node instead of by shared memory (0: the variable
-  // DPTRAIN_FAKE_NODE_RANKS if set, else the real nodes).
-  NodeReducer(const Communicator& comm, std::size_t count, NodeSync sync = NodeSync::flags,
-              int ranks_per_fake_node = 0);
+  // DPTRAIN_FAKE_NODE_RANKS if set, else the real nodes). shared_count: the
+  // size of shared_state(), values the node's ranks hold in one copy.
+  NodeReducer(const Communicator& comm, std::size_t count, NodeSync sync = NodeSync::flags, int ranks_per_fake_node = 0,
+              std::size_t shared_count = 0);
   NodeReducer(const NodeReducer&) = delete;
   NodeReducer& operator=(const NodeReducer&) = delete;
 
@@ -92,14 +110,23 @@ class NodeReducer final : public GradientSink {
   void ready_from(std::size_t) override {}
   // Collective: the sum over all ranks of local(), the same on every rank;
   // valid until the next step writes local() and calls finish() again.
-  std::span<const T> finish();
+  // With a consumer, each rank's slice goes to it before finish() returns,
+  // and what the consumers wrote into shared_state() is seen by every node
+  // rank after it.
+  std::span<const T> finish(SliceConsumer<T>* consumer = nullptr);
+
+  // The node's one copy of shared_count values (the same memory on every
+  // node rank). Collective over the node: share() copies `values` into it at
+  // `offset` from node rank 0 and returns when every node rank sees them.
+  std::span<T> shared_state() const { return {shared_, shared_count_}; }
+  void share(std::size_t offset, std::span<const T> values);
 
   int nodes() const { return nodes_; }
   int node_size() const { return node_size_; }
   NodeSync sync() const { return sync_; }
 
  private:
-  void sum_my_slice();
+  void sum_my_slice(SliceConsumer<T>* consumer);
   void node_barrier();               // every node rank has arrived
   void wait_for_leader_published();  // the leader's inter-node allreduce is done
   void publish_from_leader();
@@ -113,8 +140,10 @@ class NodeReducer final : public GradientSink {
   int node_size_ = 1;
   int nodes_ = 1;
   SharedWindow window_;
-  std::vector<T*> slots_;                        // slot of each node rank, mapped in this process
-  T* result_ = nullptr;                          // the node's sum (the slot itself on a one-rank node)
+  std::vector<T*> slots_;  // slot of each node rank, mapped in this process
+  T* result_ = nullptr;    // the node's sum (the slot itself on a one-rank node)
+  std::size_t shared_count_ = 0;
+  T* shared_ = nullptr;                          // shared_state(), after the result region in node rank 0's part
   std::vector<std::uint64_t*> arrivals_;         // each node rank's count of sync points reached
   std::uint64_t* leader_published_ = nullptr;    // sync points the leader has published a result at
   std::size_t slice_begin_ = 0, slice_end_ = 0;  // this rank's slice of the sum

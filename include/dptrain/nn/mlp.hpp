@@ -75,9 +75,15 @@ class Mlp {
 
   const Architecture& arch() const { return arch_; }
   const std::vector<LayerSlice>& layers() const { return layers_; }
-  std::size_t num_params() const { return params_.size(); }
-  std::span<float> params() { return params_; }
-  std::span<const float> params() const { return params_; }
+  std::size_t num_params() const { return num_params_; }
+  std::span<float> params() { return shared_params_.empty() ? std::span<float>(params_) : shared_params_; }
+  std::span<const float> params() const {
+    return shared_params_.empty() ? std::span<const float>(params_) : shared_params_;
+  }
+  // From now on the parameters are `storage` (num_params() floats, which the
+  // caller has filled with params()), e.g. a node's shared-memory copy that
+  // its ranks update slice by slice; this model's own buffer is released.
+  void use_shared_params(std::span<float> storage);
 
   // W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's nn.Linear default
   // (its published accuracies for these networks are what we compare with);
@@ -118,7 +124,9 @@ class Mlp {
  private:
   Architecture arch_;
   std::vector<LayerSlice> layers_;
-  std::vector<float> params_;
+  std::size_t num_params_ = 0;
+  std::vector<float> params_;         // this model's own buffer, until use_shared_params()
+  std::span<float> shared_params_{};  // storage from use_shared_params(), else empty
 };
 
 }  // namespace dptrain

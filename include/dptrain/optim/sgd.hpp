@@ -19,14 +19,23 @@ class Sgd {
  public:
   Sgd(std::size_t num_params, SgdSettings settings);
   void step(std::span<float> params, std::span<const float> grads, float lr);
+  // The same rule on elements [begin, end) of params, grads and velocity()
+  // only: ranks that share one copy of the parameters each update a slice.
+  void step_slice(std::span<float> params, std::span<const float> grads, float lr, std::size_t begin, std::size_t end);
 
   const SgdSettings& settings() const { return settings_; }
-  std::span<float> velocity() { return velocity_; }  // momentum buffer, the params' layout
-  std::span<const float> velocity() const { return velocity_; }
+  // The momentum buffer, in the params' layout (empty without momentum).
+  std::span<float> velocity() { return shared_velocity_.empty() ? std::span<float>(velocity_) : shared_velocity_; }
+  std::span<const float> velocity() const {
+    return shared_velocity_.empty() ? std::span<const float>(velocity_) : shared_velocity_;
+  }
+  // As Mlp::use_shared_params, for the momentum buffer (a no-op without momentum).
+  void use_shared_velocity(std::span<float> storage);
 
  private:
   SgdSettings settings_;
-  std::vector<float> velocity_;
+  std::vector<float> velocity_;         // own buffer, until use_shared_velocity()
+  std::span<float> shared_velocity_{};  // storage from use_shared_velocity(), else empty
 };
 
 }  // namespace dptrain

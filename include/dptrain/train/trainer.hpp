@@ -55,8 +55,12 @@ class Trainer {
     std::span<const float> grads;
     double loss = 0;
     bool stop = false;
+    bool updated = false;  // the optimizer step is done (shared parameters)
   };
-  StepSums sum_gradients_fast(int rows);
+  // --reduce shm without --exact: one copy of the parameters per node.
+  bool shares_parameters() const { return config_.reduce == ReduceMethod::shm && !config_.exact; }
+  void share_parameters();
+  StepSums sum_gradients_fast(int rows, float lr);
   StepSums sum_gradients_exact(std::int64_t step);
   void check_loss(double batch_loss, std::int64_t epoch) const;
   void check_parameters(std::int64_t epoch) const;
