@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "dptrain/error.hpp"
 #include "dptrain/io/checkpoint.hpp"
@@ -79,6 +81,33 @@ TEST(Sgd, TheFusedUpdateIsPyTorchsRuleBitForBit) {
           << settings.nesterov << " step " << step;
       if (settings.momentum != 0.0f) {
         ASSERT_EQ(0, std::memcmp(sgd.velocity().data(), reference_v.data(), n * sizeof(float))) << "step " << step;
+      }
+    }
+  }
+}
+
+// Ranks that share one copy of the parameters each update a slice of them
+// (Trainer::share_parameters): slices of any sizes, applied in any order into
+// shared storage, give the whole step's parameters and velocities.
+TEST(Sgd, SlicesUpdatedApartIntoSharedStorageEqualTheWholeStepBitForBit) {
+  const std::size_t n = 4099;
+  for (const SgdSettings settings : {SgdSettings{0.0f, 1e-4f, false}, SgdSettings{0.9f, 5e-4f, true}}) {
+    Sgd whole(n, settings), sliced(n, settings);
+    std::vector<float> w(n), shared_w(n), shared_v(settings.momentum != 0.0f ? n : 0, 0.0f);
+    for (std::size_t i = 0; i < n; ++i) w[i] = std::sin(static_cast<float>(i)) * 0.3f;
+    shared_w = w;
+    sliced.use_shared_velocity(shared_v);
+    for (int step = 0; step < 3; ++step) {
+      std::vector<float> grad(n);
+      for (std::size_t i = 0; i < n; ++i) grad[i] = std::cos(static_cast<float>(i * 3 + step)) * 1e-2f;
+      whole.step(w, grad, 0.05f);
+      for (const auto& [begin, end] : {std::pair<std::size_t, std::size_t>{1024, n}, {0, 1}, {1, 1024}}) {
+        sliced.step_slice(shared_w, grad, 0.05f, begin, end);
+      }
+      ASSERT_EQ(0, std::memcmp(w.data(), shared_w.data(), n * sizeof(float))) << "step " << step;
+      if (settings.momentum != 0.0f) {
+        ASSERT_EQ(sliced.velocity().data(), shared_v.data());
+        ASSERT_EQ(0, std::memcmp(whole.velocity().data(), shared_v.data(), n * sizeof(float))) << "step " << step;
       }
     }
   }
