@@ -15,7 +15,7 @@ configuration, and the issue's targets met or missed. Prints the tables and
 writes JSON.
 
   tools/bench.py [--ranks 1 2] [--epochs 4] [--data data/mnist.h5] [--json bench.json] [--only SEED WIDE ...]
-                 [--coretype SkylakeX] [--no-torch]
+                 [--coretype SkylakeX] [--no-torch] [--no-exact]
   tools/bench.py --tiny          # a short run on synthetic data (the harness's own test)
 
 Configurations: SEED (784-16-16-10, sigmoid, mse, batch 10, lr 3.0: the
@@ -255,6 +255,7 @@ def main():
     parser.add_argument("--tiny", action="store_true", help="a short run on synthetic data")
     parser.add_argument("--coretype", help="OPENBLAS_CORETYPE for every process (e.g. SkylakeX)")
     parser.add_argument("--no-torch", action="store_true", help="dptrain and the floor only")
+    parser.add_argument("--no-exact", action="store_true", help="without the --exact rows (11 of WIDE's minutes)")
     parser.add_argument("--target", type=float, default=0.98, help="test accuracy for the time-to-accuracy run")
     args = parser.parse_args()
     if args.coretype:
@@ -273,6 +274,8 @@ def main():
         for name, config in configs.items():
             for ranks, threads in chosen:
                 variants = REDUCTIONS + VARIANTS.get(name, []) if ranks > 1 else [("default", [])]
+                if args.no_exact:
+                    variants = [v for v in variants if v != EXACT]
                 for variant, extra in variants:
                     report["dptrain"].append(measure(name, variant, config + extra, ranks, threads, epochs, data,
                                                      samples, scratch, binaries(args)))
