@@ -133,6 +133,12 @@ def same_params(a, b):
                for x, y in zip(pair_a, pair_b))
 
 
+def max_param_difference(a, b):
+    """The largest absolute difference between two checkpoints' parameters."""
+    return max(float(np.max(np.abs(x - y))) for pair_a, pair_b in zip(read_params(a), read_params(b))
+               for x, y in zip(pair_a, pair_b))
+
+
 def idx_bytes(array):
     array = np.asarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)

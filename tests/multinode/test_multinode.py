@@ -1,7 +1,8 @@
 """dptrain on an emulated cluster of 3 nodes (tools/cluster/: network and UTS
 namespaces on a bridge, a slurmd per node), started and stopped here: mpirun
-with a hostfile over TCP between the nodes, an sbatch job of 3 nodes, threads
-following each node's cores, and a node lost mid-run (its link taken down):
+with a hostfile over TCP between the nodes, an sbatch job of 3 nodes, two
+nodes of two ranks against one node of four and one rank (the two-level
+reduction), threads following each node's cores, and a node lost mid-run (its link taken down):
 the watchdog ends the job, the job script requeues it without that node, and
 it resumes and ends with the parameters of a run never interrupted. Needs root."""
 import glob
@@ -12,8 +13,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
-from common import (DPTRAIN, SOURCE_DIR, TempDirTest, run, same_params, synthetic_mnist,  # noqa
-                    wait_for, write_data_h5)
+from common import (DPTRAIN, SOURCE_DIR, TempDirTest, max_param_difference, run, same_params,  # noqa
+                    synthetic_mnist, wait_for, write_data_h5)
 
 CLUSTER_TOOLS = os.path.join(SOURCE_DIR, "tools", "cluster")
 NODES = ["dpnode1", "dpnode2", "dpnode3"]
@@ -148,6 +149,26 @@ class MultiNodeTest(TempDirTest):
         self.assertEqual(self.rank_hosts("run"), NODES[:2])
         # 3 ranks, then 2 after the resume: the same bits as 1 rank all along.
         self.assertTrue(same_params(reference, self.path("run/checkpoints/latest.h5")), "bit for bit")
+
+    def test_e_two_nodes_of_two_ranks_train_what_one_node_of_four_and_one_rank_train(self):
+        # The two-level reduction: shared memory inside each node (which also holds the node's one
+        # copy of the parameters), MPI between the node leaders. With exact sums: the same bits.
+        # The default float sums group the ranks node by node, and the GEMMs see other row
+        # counts: the same training to round-off (9e-8 here, with fake nodes of DPTRAIN_FAKE_NODE_RANKS).
+        layouts = {"2x2": ["dpnode1", "dpnode1", "dpnode3", "dpnode3"], "1x4": ["dpnode1"] * 4}
+        for mode, extra in (("exact", [EXACT]), ("fast", [])):
+            reference = self.one_rank(f"one-{mode}", 2, *extra)
+            for layout, hosts in layouts.items():
+                run_dir = f"{layout}-{mode}"
+                done = self.mpirun(hosts, self.train_args(run_dir, "--epochs", "2", "-q", *extra))
+                self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+                self.assertEqual(self.rank_hosts(run_dir), hosts)
+                checkpoint = self.path(run_dir, "checkpoints", "latest.h5")
+                if mode == "exact":
+                    self.assertTrue(same_params(reference, checkpoint), f"{layout}: bit for bit")
+                else:
+                    difference = max_param_difference(reference, checkpoint)
+                    self.assertLess(difference, 1e-5, f"{layout}: largest parameter difference from 1 rank")
 
     # Slurm helpers: the cluster's own slurm.conf, logs in the test's folder.
     def submit(self, variables, *sbatch_args):
