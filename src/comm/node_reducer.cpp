@@ -16,6 +16,9 @@ namespace {
 // Parts of the segment that different ranks write are kept on separate cache
 // lines, so that no two ranks fight over a line.
 constexpr std::size_t kLine = 64;
+// Values a rank sums at a time: a few KiB, so that the partial sums and the
+// consumer's read of them stay in L1.
+constexpr std::size_t kSumBlock = 1024;
 
 std::size_t round_up_to_line(std::size_t bytes) { return (bytes + kLine - 1) / kLine * kLine; }
 
@@ -196,6 +199,7 @@ NodeReducer<T>::NodeReducer(const Communicator& comm, std::size_t count, NodeSyn
   };
   slice_begin_ = bound(node_rank_);
   slice_end_ = bound(node_rank_ + 1);
+  block_.resize(kSumBlock);
 
   // The counters start at zero before any rank can read them.
   *reinterpret_cast<Header*>(window_.base_of(node_rank_)) = Header{0, 0};
@@ -255,10 +259,10 @@ void NodeReducer<T>::sum_my_slice(SliceConsumer<T>* consumer) {
   // arrive, so a float sum is the same on every run and equals an explicit
   // left-to-right sum in rank order (integer sums do not depend on order).
   // Blocks of a few KiB keep the partial sums in L1 between the slots.
-  constexpr std::size_t kBlock = 1024;
-  for (std::size_t begin = slice_begin_; begin < slice_end_; begin += kBlock) {
-    const std::size_t end = std::min(slice_end_, begin + kBlock);
-    T* __restrict out = result_ + begin;
+  const std::size_t stored_from = consumer != nullptr ? consumer->stored_from() : 0;
+  for (std::size_t begin = slice_begin_; begin < slice_end_; begin += kSumBlock) {
+    const std::size_t end = std::min(slice_end_, begin + kSumBlock);
+    T* __restrict out = end <= stored_from ? block_.data() : result_ + begin;
     const std::size_t n = end - begin;
     const T* __restrict first = slots_[0] + begin;
     const T* __restrict second = slots_[1] + begin;
@@ -267,7 +271,7 @@ void NodeReducer<T>::sum_my_slice(SliceConsumer<T>* consumer) {
       const T* __restrict next = slots_[r] + begin;
       for (std::size_t i = 0; i < n; ++i) out[i] += next[i];
     }
-    if (consumer != nullptr) consumer->consume(begin, end, result_);  // while the block is in L1
+    if (consumer != nullptr) consumer->consume(begin, end, out);  // while the block is in L1
   }
 }
 
@@ -295,7 +299,7 @@ std::span<const T> NodeReducer<T>::finish(SliceConsumer<T>* consumer) {
     }
   }
   if (consumer != nullptr && !consume_while_summing) {
-    consumer->consume(slice_begin_, slice_end_, result_);
+    consumer->consume(slice_begin_, slice_end_, result_ + slice_begin_);
     if (node_size_ > 1) node_barrier();  // every slice is consumed
   }
   return {result_, count_};

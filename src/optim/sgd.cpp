@@ -47,13 +47,12 @@ void Sgd::step(std::span<float> params, std::span<const float> grads, float lr) 
   sgd_update(params, grads, velocity(), lr, settings_);
 }
 
-void Sgd::step_slice(std::span<float> params, std::span<const float> grads, float lr, std::size_t begin,
-                     std::size_t end) {
-  assert(begin <= end && end <= params.size() && params.size() == grads.size());
-  const std::size_t n = end - begin;
+void Sgd::step_slice(std::span<float> params, std::span<const float> slice_grads, float lr, std::size_t begin) {
+  assert(begin <= params.size() && slice_grads.size() <= params.size() - begin);
+  const std::size_t n = slice_grads.size();
   const std::span<float> velocity = this->velocity();
-  sgd_update(params.subspan(begin, n), grads.subspan(begin, n),
-             velocity.empty() ? velocity : velocity.subspan(begin, n), lr, settings_);
+  sgd_update(params.subspan(begin, n), slice_grads, velocity.empty() ? velocity : velocity.subspan(begin, n), lr,
+             settings_);
 }
 
 void Sgd::use_shared_velocity(std::span<float> storage) {

@@ -43,13 +43,16 @@ void configure_process(const Communicator& comm, const TrainConfig& config) {
 
 // The optimizer's step on one slice of a node's shared parameters, taken by
 // NodeReducer::finish as soon as that slice of the gradient sum is final.
+// Nothing else reads the gradient sum, so only the loss and the stop flag,
+// which follow the gradients, are stored.
 class SliceUpdate final : public SliceConsumer<float> {
  public:
   SliceUpdate(Sgd& optimizer, std::span<float> params, float lr) : optimizer_(optimizer), params_(params), lr_(lr) {}
-  void consume(std::size_t begin, std::size_t end, const float* sum) override {
-    end = std::min(end, params_.size());  // the loss and the stop flag follow the gradients
-    if (begin < end) optimizer_.step_slice(params_, {sum, params_.size()}, lr_, begin, end);
+  void consume(std::size_t begin, std::size_t end, const float* block) override {
+    end = std::min(end, params_.size());
+    if (begin < end) optimizer_.step_slice(params_, {block, end - begin}, lr_, begin);
   }
+  std::size_t stored_from() const override { return params_.size(); }
 
  private:
   Sgd& optimizer_;
@@ -273,7 +276,9 @@ Trainer::StepSums Trainer::sum_gradients_fast(int rows, float lr) {
       reducer_.finish(fused ? &update : nullptr);  // waiting for what backprop did not hide
   Watchdog::disarm();
   timer_.end_phase(Phase::allreduce);
-  return {sum.first(model_.num_params()), sum[loss_slot()], sum[stop_slot()] > 0.0f, fused};
+  // Fused, the gradient sum went into the update and is not kept.
+  return {fused ? std::span<const float>() : sum.first(model_.num_params()), sum[loss_slot()], sum[stop_slot()] > 0.0f,
+          fused};
 }
 
 // Bit-identical on any number of ranks. Invariant: every value that is

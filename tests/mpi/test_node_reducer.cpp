@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "dptrain/comm/communicator.hpp"
@@ -49,7 +50,7 @@ std::vector<float> sum_in_rank_order(int first, int last, int step, std::size_t 
   return sum;
 }
 
-bool bitwise_equal(std::span<const float> a, const std::vector<float>& b) {
+bool bitwise_equal(std::span<const float> a, std::span<const float> b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
 }
 
@@ -138,13 +139,15 @@ TEST(NodeReducer, TwoNodesOfTwoEqualOneNodeOfFourAndOneRank) {
 // not at all, or before its sum is final, leaves the wrong total.
 class AddIntoSharedState final : public SliceConsumer<float> {
  public:
-  explicit AddIntoSharedState(std::span<float> shared) : shared_(shared) {}
-  void consume(std::size_t begin, std::size_t end, const float* sum) override {
-    for (std::size_t i = begin; i < end; ++i) shared_[i] += sum[i];
+  AddIntoSharedState(std::span<float> shared, std::size_t stored_from) : shared_(shared), stored_from_(stored_from) {}
+  void consume(std::size_t begin, std::size_t end, const float* block) override {
+    for (std::size_t i = begin; i < end; ++i) shared_[i] += block[i - begin];
   }
+  std::size_t stored_from() const override { return stored_from_; }
 
  private:
   std::span<float> shared_;
+  std::size_t stored_from_;
 };
 
 TEST(NodeReducer, EachSliceIsConsumedOnceOnEveryNodeWithItsFinalSumAndSeenByAll) {
@@ -153,23 +156,27 @@ TEST(NodeReducer, EachSliceIsConsumedOnceOnEveryNodeWithItsFinalSumAndSeenByAll)
     return static_cast<float>(((rank + 1) * 7919 + step * 104729 + static_cast<int>(i)) % 2001 - 1000);
   };
   for (const std::size_t count : kCounts) {
-    for (const int per_node : {world().size(), (world().size() + 1) / 2, 1}) {
-      NodeReducer<float> reducer(world(), count, NodeSync::flags, per_node, count);
-      const std::vector<float> start(count, 0.5f);
-      reducer.share(0, start);
-      AddIntoSharedState add(reducer.shared_state());
-      std::vector<float> expected = start;
-      for (int step = 0; step < 3; ++step) {
-        for (std::size_t i = 0; i < count; ++i) {
-          reducer.local()[i] = value(world().rank(), step, i);
-          float total = 0.0f;
-          for (int r = 0; r < world().size(); ++r) total += value(r, step, i);
-          expected[i] += total;
+    // The trainer's consumer stores only the loss and the stop flag (the last two values).
+    for (const std::size_t stored_from : {std::size_t{0}, count - std::min<std::size_t>(count, 2), count}) {
+      for (const int per_node : {world().size(), (world().size() + 1) / 2, 1}) {
+        NodeReducer<float> reducer(world(), count, NodeSync::flags, per_node, count);
+        const std::vector<float> start(count, 0.5f);
+        reducer.share(0, start);
+        AddIntoSharedState add(reducer.shared_state(), stored_from);
+        std::vector<float> expected = start, sum(count);
+        const std::string where = std::to_string(count) + " values stored from " + std::to_string(stored_from) +
+                                  ", nodes of " + std::to_string(per_node) + " ranks, step ";
+        for (int step = 0; step < 3; ++step) {
+          for (std::size_t i = 0; i < count; ++i) {
+            reducer.local()[i] = value(world().rank(), step, i);
+            sum[i] = 0.0f;
+            for (int r = 0; r < world().size(); ++r) sum[i] += value(r, step, i);
+            expected[i] += sum[i];
+          }
+          const std::span<const float> stored = reducer.finish(&add).subspan(stored_from);
+          EXPECT_TRUE(bitwise_equal(stored, std::span<const float>(sum).subspan(stored_from))) << where << step;
+          EXPECT_TRUE(bitwise_equal(reducer.shared_state(), expected)) << where << step;
         }
-        reducer.finish(&add);
-        const std::span<const float> shared = reducer.shared_state();
-        EXPECT_TRUE(bitwise_equal(shared, expected))
-            << count << " values, nodes of " << per_node << " ranks, step " << step;
       }
     }
   }

@@ -80,13 +80,19 @@ enum class NodeSync {
 inline constexpr const char* kFakeNodeRanksVariable = "DPTRAIN_FAKE_NODE_RANKS";
 
 // Told the parts of this rank's slice of the sum as they become final:
-// sum[begin, end) is the sum over all ranks. Each index of the buffer is
-// given to exactly one rank of each node, once per finish().
+// block[i - begin] is the sum over all ranks of index i, for i in
+// [begin, end). Each index of the buffer is given to exactly one rank of each
+// node, once per finish().
 template <typename T>
 class SliceConsumer {
  public:
   virtual ~SliceConsumer() = default;
-  virtual void consume(std::size_t begin, std::size_t end, const T* sum) = 0;
+  virtual void consume(std::size_t begin, std::size_t end, const T* block) = 0;
+  // The indices from which finish() must also store the sum in the result
+  // region. Below it the consumer is the only reader, so on one node the sum
+  // is made in a block in L1 and never written to the segment: that write
+  // (and the read of its lines before it) is a third of the pass's traffic.
+  virtual std::size_t stored_from() const { return 0; }
 };
 
 template <typename T>
@@ -112,7 +118,8 @@ class NodeReducer final : public GradientSink {
   // valid until the next step writes local() and calls finish() again.
   // With a consumer, each rank's slice goes to it before finish() returns,
   // and what the consumers wrote into shared_state() is seen by every node
-  // rank after it.
+  // rank after it; only the sum from consumer->stored_from() on is sure to be
+  // in the returned span.
   std::span<const T> finish(SliceConsumer<T>* consumer = nullptr);
 
   // The node's one copy of shared_count values (the same memory on every
@@ -147,6 +154,7 @@ class NodeReducer final : public GradientSink {
   std::vector<std::uint64_t*> arrivals_;         // each node rank's count of sync points reached
   std::uint64_t* leader_published_ = nullptr;    // sync points the leader has published a result at
   std::size_t slice_begin_ = 0, slice_end_ = 0;  // this rank's slice of the sum
+  std::vector<T> block_;                         // a block of the sum that only the consumer reads
   std::uint64_t generation_ = 0;                 // sync points passed by this rank
 };
 

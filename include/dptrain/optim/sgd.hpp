@@ -19,9 +19,10 @@ class Sgd {
  public:
   Sgd(std::size_t num_params, SgdSettings settings);
   void step(std::span<float> params, std::span<const float> grads, float lr);
-  // The same rule on elements [begin, end) of params, grads and velocity()
-  // only: ranks that share one copy of the parameters each update a slice.
-  void step_slice(std::span<float> params, std::span<const float> grads, float lr, std::size_t begin, std::size_t end);
+  // The same rule on elements [begin, begin + slice_grads.size()) of params
+  // and velocity() only, slice_grads being their gradients: ranks that share
+  // one copy of the parameters each update a slice.
+  void step_slice(std::span<float> params, std::span<const float> slice_grads, float lr, std::size_t begin);
 
   const SgdSettings& settings() const { return settings_; }
   // The momentum buffer, in the params' layout (empty without momentum).
