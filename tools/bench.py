@@ -14,8 +14,8 @@ medians over the epochs after the first. Then the time to a test accuracy
 configuration, and the issue's targets met or missed. Prints the tables and
 writes JSON.
 
-  tools/bench.py [--ranks 1 2] [--epochs 4] [--data data/mnist.h5] [--json bench.json] [--only SEED WIDE ...]
-                 [--coretype SkylakeX] [--no-torch] [--no-exact]
+  tools/bench.py [--ranks 1 2] [--epochs 4] [--rounds 1] [--data data/mnist.h5] [--json bench.json]
+                 [--only SEED WIDE ...] [--coretype SkylakeX] [--no-torch] [--no-exact]
   tools/bench.py --tiny          # a short run on synthetic data (the harness's own test)
 
 Configurations: SEED (784-16-16-10, sigmoid, mse, batch 10, lr 3.0: the
@@ -117,14 +117,22 @@ def run_dptrain(args, ranks, epochs, data, run_dir, dptrain, threads=None):
         return [json.loads(line) for line in f]
 
 
-def measure(name, variant, args, ranks, threads, epochs, data, samples, scratch, programs):
+def measure_once(name, variant, args, ranks, threads, epochs, data, samples, run_dir, programs):
+    """(the floor's report, dptrain's epochs after the first) of one run of each."""
     dptrain, floor_binary = programs
     floor = floor_of(args, ranks, samples, floor_binary, threads)
-    metrics = after_first(run_dptrain(args, ranks, epochs, data,
-                                      os.path.join(scratch, f"{name}-{variant}-{ranks}x{threads}"), dptrain, threads))
+    return floor, after_first(run_dptrain(args, ranks, epochs, data, run_dir, dptrain, threads))
+
+
+def summarize(name, variant, args, ranks, threads, runs):
+    """One row from the rounds' runs: medians over every counted epoch of every round, and over the floors."""
+    metrics = [m for _, epochs in runs for m in epochs]
+    floor = {k: statistics.median(f[k] for f, _ in runs) if isinstance(runs[0][0][k], (int, float)) else runs[0][0][k]
+             for k in runs[0][0]}
     median = lambda key: statistics.median(m[key] for m in metrics)
     epoch = median("epoch_seconds")
     return {"config": name, "variant": variant, "ranks": ranks, "threads_per_rank": threads, "args": args,
+            "rounds": len(runs), "epochs_counted": [m["epoch_seconds"] for m in metrics],
             "openblas_core": floor["openblas_core"],
             "epoch_seconds": epoch, "samples_per_second": median("samples_per_second"), "gflops": median("gflops"),
             "allreduce_ms_per_step": statistics.median(m["phase_ms"]["allreduce"] for m in metrics),
@@ -232,6 +240,10 @@ def print_tables(report):
         print(f"  dptrain, {acc['dptrain_split']}: {fmt(acc['dptrain_seconds'], '.2f')} s "
               f"(epoch {acc['dptrain_epoch']}); PyTorch, {acc['torch_setup']}: {fmt(acc['torch_seconds'], '.2f')} s "
               f"(epoch {acc['torch_epoch']}); ratio {fmt(acc['ratio'], '.2f')}")
+        if acc["rounds"] > 1:
+            by_round = lambda times: ", ".join(fmt(t, ".2f") for t in times)
+            print(f"  (the median of {acc['rounds']} rounds; dptrain {by_round(acc['dptrain_seconds_by_round'])} s, "
+                  f"PyTorch {by_round(acc['torch_seconds_by_round'])} s)")
     if report.get("targets"):
         print()
         print("| target | measured | |")
@@ -257,7 +269,12 @@ def main():
     parser.add_argument("--no-torch", action="store_true", help="dptrain and the floor only")
     parser.add_argument("--no-exact", action="store_true", help="without the --exact rows (11 of WIDE's minutes)")
     parser.add_argument("--target", type=float, default=0.98, help="test accuracy for the time-to-accuracy run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every split of a configuration this many times, in turn (a shared machine's "
+                             "slow spells then fall on all of them), and take the medians over the rounds")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.coretype:
         os.environ["OPENBLAS_CORETYPE"] = args.coretype
     with_torch = not args.no_torch
@@ -272,14 +289,21 @@ def main():
         epochs = max(2, args.epochs)
         chosen = [s for s in splits() if not args.ranks or s[0] in args.ranks]
         for name, config in configs.items():
-            for ranks, threads in chosen:
-                variants = REDUCTIONS + VARIANTS.get(name, []) if ranks > 1 else [("default", [])]
-                if args.no_exact:
-                    variants = [v for v in variants if v != EXACT]
-                for variant, extra in variants:
-                    report["dptrain"].append(measure(name, variant, config + extra, ranks, threads, epochs, data,
-                                                     samples, scratch, binaries(args)))
-                    print(f"done: dptrain {name} {variant} on {ranks} x {threads}", file=sys.stderr)
+            runs = {}  # (ranks, threads, variant, args) -> [(floor, epochs)], one per round
+            for round_index in range(args.rounds):
+                for ranks, threads in chosen:
+                    variants = REDUCTIONS + VARIANTS.get(name, []) if ranks > 1 else [("default", [])]
+                    if args.no_exact:
+                        variants = [v for v in variants if v != EXACT]
+                    for variant, extra in variants:
+                        run_dir = os.path.join(scratch, f"{name}-{variant}-{ranks}x{threads}-{round_index}")
+                        runs.setdefault((ranks, threads, variant, tuple(config + extra)), []).append(measure_once(
+                            name, variant, config + extra, ranks, threads, epochs, data, samples, run_dir,
+                            binaries(args)))
+                        print(f"done: dptrain {name} {variant} on {ranks} x {threads}, round {round_index + 1}",
+                              file=sys.stderr)
+            for (ranks, threads, variant, used), results in runs.items():
+                report["dptrain"].append(summarize(name, variant, list(used), ranks, threads, results))
             # The fastest way to train as usual: --exact is another mode, not a split.
             fastest = min((r for r in report["dptrain"] if r["config"] == name and r["variant"] != "exact"),
                           key=lambda r: r["epoch_seconds"])
@@ -322,14 +346,20 @@ def time_to_accuracy(args, data, scratch, torch_rows, dptrain_rows):
     ours_best = next((r for r in dptrain_rows if r["config"] == network and r.get("best_split")), None)
     ranks, threads, args_used = ((ours_best["ranks"], ours_best["threads_per_rank"], ours_best["args"]) if ours_best
                                  else (2, 1, recipe))
-    metrics = run_dptrain(args_used, ranks, epochs, data, os.path.join(scratch, "to-accuracy"), binaries(args)[0],
-                          threads)
-    ours = [(m["epoch_seconds"], m["test_accuracy"]) for m in metrics]
-    theirs_report = run_torch(recipe, fastest["procs"], fastest["threads_per_proc"], fastest["environment"], epochs,
-                              data)
-    theirs = [(e["seconds"], e["test_accuracy"]) for e in theirs_report["epochs"]]
+    mine, theirs_all = [], []  # one run each per round, in turn
+    for round_index in range(args.rounds):
+        metrics = run_dptrain(args_used, ranks, epochs, data, os.path.join(scratch, f"to-accuracy-{round_index}"),
+                              binaries(args)[0], threads)
+        mine.append([(m["epoch_seconds"], m["test_accuracy"]) for m in metrics])
+        theirs_report = run_torch(recipe, fastest["procs"], fastest["threads_per_proc"], fastest["environment"],
+                                  epochs, data)
+        theirs_all.append([(e["seconds"], e["test_accuracy"]) for e in theirs_report["epochs"]])
+        print(f"done: time to accuracy, round {round_index + 1}", file=sys.stderr)
+    # The round with the median time, the lower one of an even count (a run that never gets there counts as
+    # the slowest).
+    median_run = lambda runs: sorted(runs, key=lambda r: time_to(args.target, r) or float("inf"))[(len(runs) - 1) // 2]
+    ours, theirs = median_run(mine), median_run(theirs_all)
     mine_s, their_s = time_to(args.target, ours), time_to(args.target, theirs)
-    print("done: time to accuracy", file=sys.stderr)
     return {"target": args.target, "recipe": "784-256-256-10 relu, cross-entropy, momentum 0.9, lr 0.05 cosine, "
             f"batch 128, {epochs} epochs" if not args.tiny else "TINY", "dptrain_ranks": ranks,
             "dptrain_threads_per_rank": threads, "dptrain_split": f"{ranks} x {threads}" + (
@@ -337,6 +367,8 @@ def time_to_accuracy(args, data, scratch, torch_rows, dptrain_rows):
             "dptrain_seconds": mine_s, "dptrain_epoch": first_epoch_at(args.target, [a for _, a in ours]),
             "dptrain_epochs": ours, "torch_setup": fastest["setup"], "torch_seconds": their_s,
             "torch_epoch": first_epoch_at(args.target, [a for _, a in theirs]), "torch_epochs": theirs,
+            "rounds": args.rounds, "dptrain_seconds_by_round": [time_to(args.target, r) for r in mine],
+            "torch_seconds_by_round": [time_to(args.target, r) for r in theirs_all],
             "ratio": mine_s / their_s if mine_s and their_s else None}
 
 

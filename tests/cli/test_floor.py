@@ -5,6 +5,7 @@ Times are never compared with each other or with a bound: only their
 presence, sign and the arithmetic that combines them are checked."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 import unittest
@@ -43,8 +44,10 @@ class FloorTest(TempDirTest):
         out = self.path("bench.json")
         # Target 50% of TINY: measured here after epoch 1, dptrain 1.00 and PyTorch 0.85 (its fastest setup),
         # so the target has a margin of 0.35 for the lower of the two.
+        # Two rounds: every split twice, in turn, and two time-to-accuracy runs each.
         result = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "tools", "bench.py"), "--tiny", "--epochs",
-                                 "3", "--target", "0.5", "--json", out, "--dptrain", DPTRAIN, "--floor", DPTRAIN_FLOOR],
+                                 "3", "--rounds", "2", "--target", "0.5", "--json", out, "--dptrain", DPTRAIN,
+                                 "--floor", DPTRAIN_FLOOR],
                                 capture_output=True, text=True, timeout=2 * DEADLINE)
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(out) as f:
@@ -66,6 +69,9 @@ class FloorTest(TempDirTest):
         self.assertEqual(len(best), 1)
         self.assertEqual(best[0]["epoch_seconds"], min(t["epoch_seconds"] for t in torch_rows))
         for r in rows:
+            # the median over both rounds' epochs after the first
+            self.assertEqual((r["rounds"], len(r["epochs_counted"])), (2, 4))
+            self.assertEqual(r["epoch_seconds"], statistics.median(r["epochs_counted"]))
             self.assertAlmostEqual(r["dptrain_over_floor"], r["epoch_seconds"] / r["floor_epoch_seconds"])
             self.assertGreater(r["epoch_seconds"], 0)
             self.assertAlmostEqual(r["dptrain_over_torch_best"], r["epoch_seconds"] / best[0]["epoch_seconds"])
@@ -85,6 +91,9 @@ class FloorTest(TempDirTest):
             self.assertTrue(all(a < 0.5 for _, a in epochs[:reached - 1]), "the first epoch at the target")
             self.assertAlmostEqual(accuracy[f"{who}_seconds"], sum(s for s, _ in epochs[:reached]))
         self.assertAlmostEqual(accuracy["ratio"], accuracy["dptrain_seconds"] / accuracy["torch_seconds"])
+        for who in ("dptrain", "torch"):  # the lower median of two rounds: the faster
+            self.assertEqual(accuracy[f"{who}_seconds"],
+                             min(t for t in accuracy[f"{who}_seconds_by_round"] if t is not None))
         self.assertIn("| TINY | mpi", result.stdout)
         self.assertIn("OpenBLAS kernels: ", result.stdout)
 
