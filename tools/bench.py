@@ -12,7 +12,9 @@ with OMP_WAIT_POLICY=passive; one thread) and with DistributedDataParallel
 medians over the epochs after the first. Then the time to a test accuracy
 (default 98%) at dptrain's fastest split against PyTorch's fastest
 configuration, and the issue's targets met or missed. Prints the tables and
-writes JSON.
+writes JSON. With --rounds N, all of it runs N times in turn (dptrain's splits,
+then PyTorch's setups, then the time to accuracy) and each figure is the median
+over the rounds.
 
   tools/bench.py [--ranks 1 2] [--epochs 4] [--rounds 1] [--data data/mnist.h5] [--json bench.json]
                  [--only SEED WIDE ...] [--coretype SkylakeX] [--no-torch] [--no-exact]
@@ -167,13 +169,13 @@ def run_torch(args, procs, threads, extra_env, epochs, data):
     return json.loads(result.stdout)
 
 
-def measure_torch(name, label, procs, threads, extra_env, args, epochs, data, samples):
-    report = run_torch(args, procs, threads, extra_env, epochs, data)
-    seconds = statistics.median(e["seconds"] for e in after_first(report["epochs"]))
+def summarize_torch(name, label, procs, threads, extra_env, reports, samples):
+    """One row from the rounds' runs of a PyTorch setup: the median over every counted epoch."""
+    seconds = statistics.median(e["seconds"] for report in reports for e in after_first(report["epochs"]))
     return {"config": name, "setup": label, "procs": procs, "threads_per_proc": threads, "environment": extra_env,
-            "epoch_seconds": seconds,
-            "samples_per_second": samples / seconds, "peak_rss_mb": report["peak_rss_mb"],
-            "torch": report["torch"]}
+            "rounds": len(reports), "epoch_seconds": seconds,
+            "samples_per_second": samples / seconds, "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+            "torch": reports[0]["torch"]}
 
 
 def time_to(target, epochs):
@@ -270,8 +272,9 @@ def main():
     parser.add_argument("--no-exact", action="store_true", help="without the --exact rows (11 of WIDE's minutes)")
     parser.add_argument("--target", type=float, default=0.98, help="test accuracy for the time-to-accuracy run")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run every split of a configuration this many times, in turn (a shared machine's "
-                             "slow spells then fall on all of them), and take the medians over the rounds")
+                        help="run every split of a configuration, and every PyTorch setup, this many times in "
+                             "turn (a shared machine's slow spells then fall on all of them), and take the medians "
+                             "over the rounds")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -290,6 +293,7 @@ def main():
         chosen = [s for s in splits() if not args.ranks or s[0] in args.ranks]
         for name, config in configs.items():
             runs = {}  # (ranks, threads, variant, args) -> [(floor, epochs)], one per round
+            torch_runs = {}  # PyTorch setup's label -> (setup, [its report, one per round])
             for round_index in range(args.rounds):
                 for ranks, threads in chosen:
                     variants = REDUCTIONS + VARIANTS.get(name, []) if ranks > 1 else [("default", [])]
@@ -302,6 +306,12 @@ def main():
                             binaries(args)))
                         print(f"done: dptrain {name} {variant} on {ranks} x {threads}, round {round_index + 1}",
                               file=sys.stderr)
+                # PyTorch in the same rounds, so that the two are compared side by side.
+                for setup in torch_setups(sorted({r for r, _ in chosen})) if with_torch else []:
+                    label, procs, threads, extra_env = setup
+                    torch_runs.setdefault(label, (setup, []))[1].append(
+                        run_torch(config, procs, threads, extra_env, epochs, data))
+                    print(f"done: PyTorch {name} {label}, round {round_index + 1}", file=sys.stderr)
             for (ranks, threads, variant, used), results in runs.items():
                 report["dptrain"].append(summarize(name, variant, list(used), ranks, threads, results))
             # The fastest way to train as usual: --exact is another mode, not a split.
@@ -310,10 +320,7 @@ def main():
             fastest["best_split"] = True
             if not with_torch:
                 continue
-            setups = []
-            for label, procs, threads, extra_env in torch_setups(sorted({r for r, _ in chosen})):
-                setups.append(measure_torch(name, label, procs, threads, extra_env, config, epochs, data, samples))
-                print(f"done: PyTorch {name} {label}", file=sys.stderr)
+            setups = [summarize_torch(name, *setup, reports, samples) for setup, reports in torch_runs.values()]
             best = min(setups, key=lambda t: t["epoch_seconds"])
             best["best"] = True
             report["pytorch"] += setups

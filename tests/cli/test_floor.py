@@ -64,7 +64,8 @@ class FloorTest(TempDirTest):
         # the fastest way to train as usual (--exact is another mode, not a split)
         self.assertEqual(fastest[0]["epoch_seconds"], min(r["epoch_seconds"] for r in rows if r["variant"] != "exact"))
         self.assertIn("(fastest) |", result.stdout)
-        self.assertEqual([(t["procs"], t["threads_per_proc"]) for t in torch_rows], [(1, 2), (1, 2), (1, 1), (2, 1)])
+        self.assertEqual([(t["procs"], t["threads_per_proc"], t["rounds"]) for t in torch_rows],
+                         [(1, 2, 2), (1, 2, 2), (1, 1, 2), (2, 1, 2)])
         best = [t for t in torch_rows if t.get("best")]
         self.assertEqual(len(best), 1)
         self.assertEqual(best[0]["epoch_seconds"], min(t["epoch_seconds"] for t in torch_rows))
