@@ -187,6 +187,45 @@ class InsightTest(TempDirTest):
             for before, after in zip(events, events[1:5]):  # one step's phases follow each other
                 self.assertAlmostEqual(before["ts"] + before["dur"], after["ts"], delta=0.01)
 
+    def test_the_profile_summary_reads_the_traces_back_and_splits_the_reduction_into_work_and_wait(self):
+        summary = os.path.join(SOURCE_DIR, "tools", "profile-summary.py")
+        # The real traces of the 2-rank run: every profiled step, each phase's median one of its values.
+        result = subprocess.run([sys.executable, summary, self.run_dir, "--json"], capture_output=True, text=True,
+                                timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual((report["ranks"], report["steps"]), (2, 4))
+        for rank in (0, 1):
+            with open(os.path.join(self.run_dir, "profile", f"rank-{rank}.json")) as f:
+                forward = [e["dur"] for e in json.load(f)["traceEvents"] if e["name"] == "forward"]
+            self.assertIn(report["per_rank"][rank]["phases_us"]["forward"]["median"], forward)
+        # Hand-made traces: rank 1 arrives last at the reduction of steps 1 and 2, rank 0 at step 3.
+        folder = self.path("made")
+        os.makedirs(os.path.join(folder, "profile"))
+        durations = {0: [(10, 100, 200, 50, 1), (10, 100, 200, 70, 1), (10, 100, 260, 20, 1)],
+                     1: [(10, 120, 220, 30, 1), (10, 120, 230, 40, 1), (10, 100, 200, 80, 1)]}
+        for rank, steps in durations.items():
+            events, t = [], 0.0
+            for step in steps:
+                for name, dur in zip(["data", "forward", "backward", "allreduce", "update"], step):
+                    events.append({"name": name, "ph": "X", "ts": t, "dur": dur, "pid": rank, "tid": 0})
+                    t += dur
+            with open(os.path.join(folder, "profile", f"rank-{rank}.json"), "w") as f:
+                json.dump({"traceEvents": events}, f)
+        result = subprocess.run([sys.executable, summary, folder, "--json", "--skip", "1"], capture_output=True,
+                                text=True, timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        made = json.loads(result.stdout)
+        self.assertEqual(made["steps"], 2)  # steps 2 and 3
+        # Work: the last to arrive's allreduce + update, 41 (rank 1, step 2) and 21 (rank 0, step 3).
+        self.assertEqual(made["reduction_work_us"], {"p10": 21, "median": 41, "p90": 41})
+        self.assertEqual(made["per_rank"][0]["reduction_wait_us"], {"p10": 0, "median": 30, "p90": 30})
+        self.assertEqual(made["per_rank"][1]["reduction_wait_us"], {"p10": 0, "median": 60, "p90": 60})
+        self.assertEqual(made["per_rank"][1]["phases_us"]["backward"], {"p10": 200, "median": 230, "p90": 230})
+        text = subprocess.run([sys.executable, summary, folder, "--skip", "1"], capture_output=True, text=True,
+                              timeout=DEADLINE)
+        self.assertIn("reduction work (the last rank to arrive): 21 / 41 / 41", text.stdout)
+
     def test_every_picture_is_a_png_of_the_expected_size_and_not_blank(self):
         try:
             import matplotlib.image
