@@ -78,18 +78,10 @@ Mlp::Mlp(Architecture arch) : arch_(std::move(arch)) {
     offset += layer.out;
     layers_.push_back(layer);
   }
-  num_params_ = offset;
-  params_.assign(offset, 0.0f);
+  params_ = RelocatableBuffer<float>(offset);
 }
 
-void Mlp::use_shared_params(std::span<float> storage) {
-  if (storage.size() != num_params_) {
-    throw Error("shared parameters of " + std::to_string(storage.size()) + " floats for a model of " +
-                std::to_string(num_params_));
-  }
-  shared_params_ = storage;
-  std::vector<float>().swap(params_);
-}
+void Mlp::use_shared_params(std::span<float> storage) { params_.relocate(storage, "shared parameters"); }
 
 void Mlp::initialize(std::uint64_t seed) {
   for (std::size_t i = 0; i < layers_.size(); ++i) {

@@ -1,14 +1,11 @@
 #include "dptrain/optim/sgd.hpp"
 
 #include <cassert>
-#include <string>
-
-#include "dptrain/error.hpp"
 
 namespace dptrain {
 
 Sgd::Sgd(std::size_t num_params, SgdSettings settings)
-    : settings_(settings), velocity_(settings.momentum != 0.0f ? num_params : 0, 0.0f) {}
+    : settings_(settings), velocity_(settings.momentum != 0.0f ? num_params : 0) {}
 
 void sgd_update(std::span<float> params, std::span<const float> grads, std::span<float> velocity, float lr,
                 const SgdSettings& settings) {
@@ -55,14 +52,6 @@ void Sgd::step_slice(std::span<float> params, std::span<const float> slice_grads
              settings_);
 }
 
-void Sgd::use_shared_velocity(std::span<float> storage) {
-  if (velocity_.empty()) return;
-  if (storage.size() != velocity_.size()) {
-    throw Error("shared velocities of " + std::to_string(storage.size()) + " floats for " +
-                std::to_string(velocity_.size()) + " parameters");
-  }
-  shared_velocity_ = storage;
-  std::vector<float>().swap(velocity_);
-}
+void Sgd::use_shared_velocity(std::span<float> storage) { velocity_.relocate(storage, "shared velocities"); }
 
 }  // namespace dptrain

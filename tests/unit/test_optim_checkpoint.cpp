@@ -113,6 +113,23 @@ TEST(Sgd, SlicesUpdatedApartIntoSharedStorageEqualTheWholeStepBitForBit) {
   }
 }
 
+// Storage of the wrong size is refused and leaves the buffer where it was;
+// after a move the values are the storage itself.
+TEST(Sgd, SharedVelocitiesMustFitAndThenAreTheSharedStorage) {
+  Sgd sgd(3, SgdSettings{0.5f, 0.0f, false});
+  std::vector<float> w(3, 0.0f);
+  sgd.step(w, std::vector<float>{1.0f, 2.0f, 3.0f}, 0.1f);
+  std::vector<float> too_short(2);
+  EXPECT_THROW(sgd.use_shared_velocity(too_short), Error);
+  EXPECT_EQ(sgd.velocity().size(), 3u);
+  EXPECT_EQ(sgd.velocity()[2], 3.0f);
+  std::vector<float> shared(sgd.velocity().begin(), sgd.velocity().end());
+  sgd.use_shared_velocity(shared);
+  EXPECT_EQ(sgd.velocity().data(), shared.data());
+  sgd.step(w, std::vector<float>(3, 0.0f), 0.1f);
+  EXPECT_EQ(shared, (std::vector<float>{0.5f, 1.0f, 1.5f}));  // the step updated the shared storage
+}
+
 // A velocity whose gradient stays 0 halves each step; by step 130 it is
 // 2^-130, a subnormal float, unless subnormals are flushed to zero.
 TEST(Sgd, AnUnusedVelocityDecaysToZeroNotIntoSubnormals) {

@@ -13,6 +13,7 @@
 #include "dptrain/nn/activation.hpp"
 #include "dptrain/nn/loss.hpp"
 #include "dptrain/tensor.hpp"
+#include "dptrain/util/relocatable_buffer.hpp"
 
 namespace dptrain {
 
@@ -75,11 +76,9 @@ class Mlp {
 
   const Architecture& arch() const { return arch_; }
   const std::vector<LayerSlice>& layers() const { return layers_; }
-  std::size_t num_params() const { return num_params_; }
-  std::span<float> params() { return shared_params_.empty() ? std::span<float>(params_) : shared_params_; }
-  std::span<const float> params() const {
-    return shared_params_.empty() ? std::span<const float>(params_) : shared_params_;
-  }
+  std::size_t num_params() const { return params_.size(); }
+  std::span<float> params() { return params_.values(); }
+  std::span<const float> params() const { return params_.values(); }
   // From now on the parameters are `storage` (num_params() floats, which the
   // caller has filled with params()), e.g. a node's shared-memory copy that
   // its ranks update slice by slice; this model's own buffer is released.
@@ -124,9 +123,7 @@ class Mlp {
  private:
   Architecture arch_;
   std::vector<LayerSlice> layers_;
-  std::size_t num_params_ = 0;
-  std::vector<float> params_;         // this model's own buffer, until use_shared_params()
-  std::span<float> shared_params_{};  // storage from use_shared_params(), else empty
+  RelocatableBuffer<float> params_;
 };
 
 }  // namespace dptrain

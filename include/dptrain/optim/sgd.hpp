@@ -4,9 +4,9 @@
 //   g = grad + weight_decay * w;  v = momentum * v + g;
 //   w -= lr * (nesterov ? g + momentum * v : v)
 #include <span>
-#include <vector>
 
 #include "dptrain/optim/settings.hpp"
+#include "dptrain/util/relocatable_buffer.hpp"
 
 namespace dptrain {
 
@@ -26,17 +26,14 @@ class Sgd {
 
   const SgdSettings& settings() const { return settings_; }
   // The momentum buffer, in the params' layout (empty without momentum).
-  std::span<float> velocity() { return shared_velocity_.empty() ? std::span<float>(velocity_) : shared_velocity_; }
-  std::span<const float> velocity() const {
-    return shared_velocity_.empty() ? std::span<const float>(velocity_) : shared_velocity_;
-  }
+  std::span<float> velocity() { return velocity_.values(); }
+  std::span<const float> velocity() const { return velocity_.values(); }
   // As Mlp::use_shared_params, for the momentum buffer (a no-op without momentum).
   void use_shared_velocity(std::span<float> storage);
 
  private:
   SgdSettings settings_;
-  std::vector<float> velocity_;         // own buffer, until use_shared_velocity()
-  std::span<float> shared_velocity_{};  // storage from use_shared_velocity(), else empty
+  RelocatableBuffer<float> velocity_;
 };
 
 }  // namespace dptrain
