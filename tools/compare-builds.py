@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Two builds of dptrain side by side in one run: the same training with each, alternating, so that
-both see the same machine. For each configuration of tools/bench.py (SEED, WIDE, MID) on R ranks x 1
-thread: the median epoch time over the epochs after the first, and over the rounds, with the phases.
+both see the same machine. For each configuration of tools/bench.py (SEED, WIDE, MID) on R ranks x T
+threads: the median epoch time over the epochs after the first, and over the rounds, with the phases.
 
-  tools/compare-builds.py --before /tmp/old/build --after build [--only MID] [--ranks 2] [--rounds 2]
+  tools/compare-builds.py --before /tmp/old/build --after build [--only MID] [--ranks 2] [--threads 1] [--rounds 2]
                           [--epochs 4] [--data data/mnist.h5] [--reduce shm]
 
 Typical use: build the commit before a change in a worktree (git worktree add /tmp/old HEAD~1;
@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--after", required=True, help="build folder holding the second dptrain")
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
     parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads per rank")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "mnist.h5"))
@@ -43,14 +44,14 @@ def main():
                 for label, build in builds.items():
                     metrics = after_first(run_dptrain(config, args.ranks, args.epochs, args.data,
                                                       os.path.join(scratch, f"{name}-{label}-{round_}"),
-                                                      os.path.join(build, "dptrain"), 1))
+                                                      os.path.join(build, "dptrain"), args.threads))
                     epochs[label] += [m["epoch_seconds"] for m in metrics]
                     phases[label] += [m["phase_ms"] for m in metrics]
             medians = {label: statistics.median(values) for label, values in epochs.items()}
             for label in builds:
                 phase = {k: statistics.median(p[k] for p in phases[label]) for k in phases[label][0]}
                 ratio = f"{medians['after'] / medians['before']:.3f}" if label == "after" else ""
-                print(f"| {name} | {label} | {args.ranks} x 1 | {medians[label]:.3f} | " +
+                print(f"| {name} | {label} | {args.ranks} x {args.threads} | {medians[label]:.3f} | " +
                       " | ".join(f"{phase[k]:.3f}" for k in ("data", "forward", "backward", "allreduce", "update")) +
                       f" | {ratio} |")
             sys.stdout.flush()

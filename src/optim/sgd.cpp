@@ -1,5 +1,6 @@
 #include "dptrain/optim/sgd.hpp"
 
+#include <algorithm>
 #include <cassert>
 
 namespace dptrain {
@@ -50,6 +51,19 @@ void Sgd::step_slice(std::span<float> params, std::span<const float> slice_grads
   const std::span<float> velocity = this->velocity();
   sgd_update(params.subspan(begin, n), slice_grads, velocity.empty() ? velocity : velocity.subspan(begin, n), lr,
              settings_);
+}
+
+void Sgd::step_slice(std::span<float> params, std::span<const float> slice_grads, float lr, std::size_t begin,
+                     WorkerPool& workers) {
+  const std::size_t n = slice_grads.size();
+  const int parts = static_cast<int>(std::clamp<std::size_t>(n / kMinUpdatePart, 1, workers.size()));
+  auto update_part = [&](int part, int count) {
+    // Whole cache lines per part, so that no two threads write the same line.
+    const auto bound = [&](int p) { return p == count ? n : n * static_cast<std::size_t>(p) / count / 16 * 16; };
+    const std::size_t from = bound(part), to = bound(part + 1);
+    step_slice(params, slice_grads.subspan(from, to - from), lr, begin + from);
+  };
+  workers.run(parts, update_part);
 }
 
 void Sgd::use_shared_velocity(std::span<float> storage) { velocity_.relocate(storage, "shared velocities"); }

@@ -47,10 +47,11 @@ void configure_process(const Communicator& comm, const TrainConfig& config) {
 // which follow the gradients, are stored.
 class SliceUpdate final : public SliceConsumer<float> {
  public:
-  SliceUpdate(Sgd& optimizer, std::span<float> params, float lr) : optimizer_(optimizer), params_(params), lr_(lr) {}
+  SliceUpdate(Sgd& optimizer, std::span<float> params, float lr, WorkerPool& workers)
+      : optimizer_(optimizer), params_(params), lr_(lr), workers_(workers) {}
   void consume(std::size_t begin, std::size_t end, const float* block) override {
     end = std::min(end, params_.size());
-    if (begin < end) optimizer_.step_slice(params_, {block, end - begin}, lr_, begin);
+    if (begin < end) optimizer_.step_slice(params_, {block, end - begin}, lr_, begin, workers_);
   }
   std::size_t stored_from() const override { return params_.size(); }
 
@@ -58,6 +59,7 @@ class SliceUpdate final : public SliceConsumer<float> {
   Sgd& optimizer_;
   std::span<float> params_;
   float lr_;
+  WorkerPool& workers_;
 };
 
 }  // namespace
@@ -89,6 +91,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
   comm_.collectively([&] { configure_process(comm_, config_); });
+  update_workers_.emplace(blas::threads());
   if (config_.exact && config_.reduce == ReduceMethod::shm) exact_shm_.emplace(comm_, model_.num_params() + 3);
 
   progress_.world_size = comm_.size();
@@ -238,7 +241,7 @@ bool Trainer::train_step(std::int64_t epoch) {
   // With shared parameters the update is already done (a diverged step's
   // update included: the run ends here, and nothing saves those parameters).
   check_loss(sums.loss, epoch);
-  if (!sums.updated) optimizer_.step(model_.params(), sums.grads, lr);
+  if (!sums.updated) optimizer_.step_slice(model_.params(), sums.grads, lr, 0, *update_workers_);
   timer_.end_phase(Phase::update);
   progress_.epoch_loss_sum += sums.loss;
   ++progress_.global_step;
@@ -270,7 +273,7 @@ Trainer::StepSums Trainer::sum_gradients_fast(int rows, float lr) {
   if (rows > 0) model_.backpropagate(workspace_, rows, grads, reducer_.sink());
   timer_.end_phase(Phase::backward);
   Watchdog::arm("allreduce", progress_.global_step + 1);
-  SliceUpdate update(optimizer_, model_.params(), lr);
+  SliceUpdate update(optimizer_, model_.params(), lr, *update_workers_);
   const bool fused = shares_parameters();
   const std::span<const float> sum =
       reducer_.finish(fused ? &update : nullptr);  // waiting for what backprop did not hide

@@ -49,21 +49,28 @@ TEST(TrainingStep, AllocatesNothing) {
   config.run_dir = dir / "run";
   config.threads = 1;
   config.quiet = true;
+  const Architecture small = config.arch;
+  // 8-16384-3: 196,611 parameters, an update that 2 threads split (Sgd::step_slice).
+  const Architecture split_update{{8, 16384, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
   // The world four times: shared memory, one blocking allreduce, buckets
-  // reduced during backprop, and exact sums.
+  // reduced during backprop, and exact sums; and one rank with 2 threads.
   struct Case {
     const Communicator* comm;
     ReduceMethod reduce;
     int bucket_kib;
     bool exact;
+    int threads;
   };
-  for (const auto& [comm, reduce, bucket_kib, exact] :
-       {Case{&self, ReduceMethod::shm, 0, false}, Case{&world, ReduceMethod::shm, 0, false},
-        Case{&world, ReduceMethod::mpi, 0, false}, Case{&world, ReduceMethod::mpi, 1, false},
-        Case{&world, ReduceMethod::shm, 0, true}}) {
+  for (const auto& [comm, reduce, bucket_kib, exact, threads] :
+       {Case{&self, ReduceMethod::shm, 0, false, 1}, Case{&world, ReduceMethod::shm, 0, false, 1},
+        Case{&world, ReduceMethod::mpi, 0, false, 1}, Case{&world, ReduceMethod::mpi, 1, false, 1},
+        Case{&world, ReduceMethod::shm, 0, true, 1}, Case{&self, ReduceMethod::shm, 0, false, 2},
+        Case{&self, ReduceMethod::mpi, 0, false, 2}}) {
     config.reduce = reduce;
     config.bucket_kib = bucket_kib;
     config.exact = exact;
+    config.threads = threads;
+    config.arch = threads > 1 ? split_update : small;
     Trainer trainer(*comm, config, std::nullopt);
     long before = -1, steps_checked = 0, allocating_steps = 0;
     trainer.set_step_observer([&](const Trainer& t) {
@@ -79,7 +86,8 @@ TEST(TrainingStep, AllocatesNothing) {
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
     EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), --reduce " << to_string(reduce)
-                                   << ", buckets of " << bucket_kib << " KiB" << (exact ? ", exact sums" : "");
+                                   << ", buckets of " << bucket_kib << " KiB" << (exact ? ", exact sums" : "") << ", "
+                                   << threads << " thread(s)";
     world.barrier();
   }
 }

@@ -113,6 +113,34 @@ TEST(Sgd, SlicesUpdatedApartIntoSharedStorageEqualTheWholeStepBitForBit) {
   }
 }
 
+// A rank with several threads splits its update among them (Trainer): any
+// split of any slice gives the one-pass step's bits, and a slice large
+// enough is really split.
+TEST(Sgd, AnUpdateSplitAmongThreadsEqualsOnePassBitForBit) {
+  const std::size_t n = 3 * kMinUpdatePart + 77, begin = 35;  // a slice from an odd offset
+  for (const SgdSettings settings :
+       {SgdSettings{0.0f, 0.0f, false}, SgdSettings{0.9f, 5e-4f, false}, SgdSettings{0.9f, 1e-4f, true}}) {
+    for (const int threads : {1, 2, 3, 4}) {
+      WorkerPool workers(threads);
+      Sgd one_pass(n, settings), split(n, settings);
+      std::vector<float> w(n);
+      for (std::size_t i = 0; i < n; ++i) w[i] = std::sin(static_cast<float>(i)) * 0.3f;
+      std::vector<float> split_w = w;
+      for (int step = 0; step < 3; ++step) {
+        std::vector<float> grad(n - begin);
+        for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = std::cos(static_cast<float>(i * 3 + step)) * 1e-2f;
+        one_pass.step_slice(w, grad, 0.05f, begin);
+        split.step_slice(split_w, grad, 0.05f, begin, workers);
+        ASSERT_EQ(0, std::memcmp(w.data(), split_w.data(), n * sizeof(float))) << threads << " threads";
+        ASSERT_EQ(0, std::memcmp(one_pass.velocity().data(), split.velocity().data(),
+                                 one_pass.velocity().size() * sizeof(float)));
+      }
+      // 3 steps, each in min(threads, 3) parts: all but the caller's on helpers.
+      EXPECT_EQ(static_cast<std::uint64_t>(3 * (std::min(threads, 3) - 1)), workers.helper_parts());
+    }
+  }
+}
+
 // Storage of the wrong size is refused and leaves the buffer where it was;
 // after a move the values are the storage itself.
 TEST(Sgd, SharedVelocitiesMustFitAndThenAreTheSharedStorage) {

@@ -7,6 +7,7 @@
 
 #include "dptrain/optim/settings.hpp"
 #include "dptrain/util/relocatable_buffer.hpp"
+#include "dptrain/util/worker_pool.hpp"
 
 namespace dptrain {
 
@@ -14,6 +15,10 @@ namespace dptrain {
 // one fused pass; any slice of the buffers may be updated on its own.
 void sgd_update(std::span<float> params, std::span<const float> grads, std::span<float> velocity, float lr,
                 const SgdSettings& settings);
+
+// A part of a split update smaller than this is not worth a helper's wake-up
+// (tens of microseconds on a busy machine; 64 Ki floats take about that).
+inline constexpr std::size_t kMinUpdatePart = std::size_t{1} << 16;
 
 class Sgd {
  public:
@@ -23,6 +28,10 @@ class Sgd {
   // and velocity() only, slice_grads being their gradients: ranks that share
   // one copy of the parameters each update a slice.
   void step_slice(std::span<float> params, std::span<const float> slice_grads, float lr, std::size_t begin);
+  // The same, split among the workers' threads when the slice is large enough
+  // to pay for their wake-up (an elementwise rule: the same bits as one pass).
+  void step_slice(std::span<float> params, std::span<const float> slice_grads, float lr, std::size_t begin,
+                  WorkerPool& workers);
 
   const SgdSettings& settings() const { return settings_; }
   // The momentum buffer, in the params' layout (empty without momentum).

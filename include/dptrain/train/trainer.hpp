@@ -22,6 +22,7 @@
 #include "dptrain/train/run_folder.hpp"
 #include "dptrain/train/step_timer.hpp"
 #include "dptrain/train/training_data.hpp"
+#include "dptrain/util/worker_pool.hpp"
 
 namespace dptrain {
 
@@ -86,7 +87,8 @@ class Trainer {
   // (NaN, Inf) nor the stop decision costs an extra collective.
   std::size_t loss_slot() const { return model_.num_params(); }
   std::size_t stop_slot() const { return model_.num_params() + 1; }
-  GradientExchange reducer_;  // sums that buffer over ranks (--reduce shm or mpi)
+  GradientExchange reducer_;                  // sums that buffer over ranks (--reduce shm or mpi)
+  std::optional<WorkerPool> update_workers_;  // the rank's BLAS thread count, once it is set
   // Exact mode: the same slots as 64-bit fixed point, plus a count of
   // addends the exact sums refused (not finite, out of range); summed in
   // shared memory (--reduce shm) or by MPI_Allreduce (mpi).
