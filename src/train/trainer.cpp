@@ -62,14 +62,18 @@ class SliceUpdate final : public SliceConsumer<float> {
   WorkerPool& workers_;
 };
 
+// The cores this process may run on (mpirun and Slurm bind ranks to some).
+int usable_cores() {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) return CPU_COUNT(&allowed);
+  return static_cast<int>(std::thread::hardware_concurrency());
+}
+
 }  // namespace
 
 int auto_thread_count(const Communicator& comm) {
-  cpu_set_t allowed;
-  int usable = static_cast<int>(std::thread::hardware_concurrency());
-  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) usable = CPU_COUNT(&allowed);
   const int per_rank = static_cast<int>(std::thread::hardware_concurrency()) / comm.ranks_on_this_node();
-  return std::max(1, std::min(usable, per_rank));
+  return std::max(1, std::min(usable_cores(), per_rank));
 }
 
 Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Checkpoint> resume)
@@ -91,7 +95,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
   comm_.collectively([&] { configure_process(comm_, config_); });
-  update_workers_.emplace(blas::threads());
+  // Helpers on cores the rank does not have would only take turns with it.
+  update_workers_.emplace(std::max(1, std::min(blas::threads(), usable_cores())));
   if (config_.exact && config_.reduce == ReduceMethod::shm) exact_shm_.emplace(comm_, model_.num_params() + 3);
 
   progress_.world_size = comm_.size();

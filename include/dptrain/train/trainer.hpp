@@ -88,7 +88,7 @@ class Trainer {
   std::size_t loss_slot() const { return model_.num_params(); }
   std::size_t stop_slot() const { return model_.num_params() + 1; }
   GradientExchange reducer_;                  // sums that buffer over ranks (--reduce shm or mpi)
-  std::optional<WorkerPool> update_workers_;  // the rank's BLAS thread count, once it is set
+  std::optional<WorkerPool> update_workers_;  // one thread per BLAS thread (and core) of the rank
   // Exact mode: the same slots as 64-bit fixed point, plus a count of
   // addends the exact sums refused (not finite, out of range); summed in
   // shared memory (--reduce shm) or by MPI_Allreduce (mpi).

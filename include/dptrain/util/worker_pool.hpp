@@ -1,9 +1,9 @@
 #pragma once
-// Threads beside a rank's main thread for the memory pass between the GEMMs
-// (the optimizer's update of the rank's slice of the parameters): OpenBLAS
-// spreads a GEMM over the rank's threads, but the update would run on one of
-// them while the others idle. A memory pass gets more bandwidth from more
-// cores, so a rank of T BLAS threads splits it among T threads.
+// Threads beside a rank's main thread for the optimizer's update, the memory
+// pass between the GEMMs: OpenBLAS spreads a GEMM over the rank's threads,
+// but the update would run on one of them while the others idle, and a
+// memory pass gets more bandwidth from more cores. (The batch's gather, split
+// the same way, got slower: 64-row halves take less than a wake-up.)
 //
 // The helpers are started once and sleep on a futex (std::atomic::wait)
 // between tasks: run() allocates nothing and makes no system call beyond the
