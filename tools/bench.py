@@ -14,7 +14,10 @@ medians over the epochs after the first. Then the time to a test accuracy
 configuration, and the issue's targets met or missed. Prints the tables and
 writes JSON. With --rounds N, all of it runs N times in turn (dptrain's splits,
 then PyTorch's setups, then the time to accuracy) and each figure is the median
-over the rounds.
+over the rounds; a ratio of dptrain to PyTorch is the median of the rounds'
+ratios, each of two runs made minutes apart (a shared machine's slow spells
+last minutes, and would otherwise move a ratio of medians by more than its
+margins).
 
   tools/bench.py [--ranks 1 2] [--epochs 4] [--rounds 1] [--data data/mnist.h5] [--json bench.json]
                  [--only SEED WIDE ...] [--coretype SkylakeX] [--no-torch] [--no-exact]
@@ -143,6 +146,7 @@ def summarize(name, variant, args, ranks, threads, runs):
             "floor_epoch_seconds": floor["floor_epoch_seconds"], "floor_gemm_epoch_seconds":
             floor["floor_gemm_epoch_seconds"], "floor_gemm_gflops_per_rank": floor["gemm_gflops_per_rank"],
             "floor_allreduce_ms": floor["allreduce_us"] / 1e3, "floor_shm_reduce_ms": floor["shm_reduce_us"] / 1e3,
+            "epoch_seconds_by_round": [statistics.median(m["epoch_seconds"] for m in epochs) for _, epochs in runs],
             "dptrain_over_floor": epoch / floor["floor_epoch_seconds"],
             "dptrain_over_gemm_floor": epoch / floor["floor_gemm_epoch_seconds"]}
 
@@ -172,10 +176,18 @@ def run_torch(args, procs, threads, extra_env, epochs, data):
 def summarize_torch(name, label, procs, threads, extra_env, reports, samples):
     """One row from the rounds' runs of a PyTorch setup: the median over every counted epoch."""
     seconds = statistics.median(e["seconds"] for report in reports for e in after_first(report["epochs"]))
+    by_round = [statistics.median(e["seconds"] for e in after_first(report["epochs"])) for report in reports]
     return {"config": name, "setup": label, "procs": procs, "threads_per_proc": threads, "environment": extra_env,
-            "rounds": len(reports), "epoch_seconds": seconds,
+            "rounds": len(reports), "epoch_seconds": seconds, "epoch_seconds_by_round": by_round,
             "samples_per_second": samples / seconds, "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
             "torch": reports[0]["torch"]}
+
+
+def paired_ratio(ours, theirs):
+    """The median over rounds of ours[i] / theirs[i] (None where a run has no figure counts as never: inf)."""
+    ratios = [o / t if o is not None and t else float("inf") for o, t in zip(ours, theirs)]
+    median = statistics.median(ratios)
+    return None if median == float("inf") else median
 
 
 def time_to(target, epochs):
@@ -208,8 +220,8 @@ def print_tables(report):
     rows, torch_rows = report["dptrain"], report["pytorch"]
     print(f"OpenBLAS kernels: {rows[0]['openblas_core']}; {CORES} cores")
     print("| config | dptrain | ranks x threads | epoch (s) | samples/s | GFLOP/s | allreduce ms/step | peak MB/rank "
-          "| floor epoch (s) | dptrain/floor | dptrain/GEMM floor | PyTorch same shape (s) | dptrain/same "
-          "| PyTorch best (s) | dptrain/best |")
+          "| floor epoch (s) | dptrain/floor | dptrain/GEMM floor | PyTorch same shape (s) | dptrain/same, by round "
+          "| PyTorch best (s) | dptrain/best, by round |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         best = " (fastest)" if r.get("best_split") else ""
@@ -245,7 +257,8 @@ def print_tables(report):
         if acc["rounds"] > 1:
             by_round = lambda times: ", ".join(fmt(t, ".2f") for t in times)
             print(f"  (the median of {acc['rounds']} rounds; dptrain {by_round(acc['dptrain_seconds_by_round'])} s, "
-                  f"PyTorch {by_round(acc['torch_seconds_by_round'])} s)")
+                  f"PyTorch {by_round(acc['torch_seconds_by_round'])} s; the ratio is the median of the rounds' "
+                  "ratios)")
     if report.get("targets"):
         print()
         print("| target | measured | |")
@@ -331,9 +344,10 @@ def main():
                              and t["threads_per_proc"] == r["threads_per_rank"] and not t["environment"]), None)
                 if same:
                     r["torch_same_setup"], r["torch_same_seconds"] = same["setup"], same["epoch_seconds"]
-                    r["dptrain_over_torch_same"] = r["epoch_seconds"] / same["epoch_seconds"]
+                    r["dptrain_over_torch_same"] = paired_ratio(r["epoch_seconds_by_round"],
+                                                                same["epoch_seconds_by_round"])
                 r["torch_best_setup"], r["torch_best_seconds"] = best["setup"], best["epoch_seconds"]
-                r["dptrain_over_torch_best"] = r["epoch_seconds"] / best["epoch_seconds"]
+                r["dptrain_over_torch_best"] = paired_ratio(r["epoch_seconds_by_round"], best["epoch_seconds_by_round"])
         if with_torch:
             report["time_to_accuracy"] = time_to_accuracy(args, data, scratch, report["pytorch"], report["dptrain"])
         report["targets"] = targets(report)
@@ -376,7 +390,7 @@ def time_to_accuracy(args, data, scratch, torch_rows, dptrain_rows):
             "torch_epoch": first_epoch_at(args.target, [a for _, a in theirs]), "torch_epochs": theirs,
             "rounds": args.rounds, "dptrain_seconds_by_round": [time_to(args.target, r) for r in mine],
             "torch_seconds_by_round": [time_to(args.target, r) for r in theirs_all],
-            "ratio": mine_s / their_s if mine_s and their_s else None}
+            "ratio": paired_ratio([time_to(args.target, r) for r in mine], [time_to(args.target, r) for r in theirs_all])}
 
 
 def targets(report):
@@ -402,8 +416,8 @@ def targets(report):
             out.append({"target": f"{config} at the best split: <= 0.5x PyTorch's best",
                         "met": b["dptrain_over_torch_best"] <= 0.5,
                         "measured": f"{b['dptrain_over_torch_best']:.2f}x ({b['ranks']} x {b['threads_per_rank']} "
-                                    f"{b['variant']}: {b['epoch_seconds']:.3f} s against {b['torch_best_seconds']:.3f} s, "
-                                    f"{b['torch_best_setup']})"})
+                                    f"{b['variant']}: medians {b['epoch_seconds']:.3f} s against "
+                                    f"{b['torch_best_seconds']:.3f} s, {b['torch_best_setup']})"})
     b = best("WIDE")
     if b:
         out.append({"target": "WIDE at the best split: <= 1.05x its GEMM floor", "met": b["dptrain_over_gemm_floor"] <= 1.05,
@@ -412,8 +426,8 @@ def targets(report):
     acc = report.get("time_to_accuracy")
     if acc and acc.get("ratio") is not None:
         out.append({"target": "time to 98%: <= 0.5x PyTorch's fastest", "met": acc["ratio"] <= 0.5,
-                    "measured": f"{acc['ratio']:.2f}x ({acc['dptrain_seconds']:.2f} s, {acc['dptrain_split']}, against "
-                                f"{acc['torch_seconds']:.2f} s, {acc['torch_setup']})"})
+                    "measured": f"{acc['ratio']:.2f}x ({acc['dptrain_split']}: medians {fmt(acc['dptrain_seconds'], '.2f')} s "
+                                f"against {fmt(acc['torch_seconds'], '.2f')} s, {acc['torch_setup']})"})
     return out
 
 
