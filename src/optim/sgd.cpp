@@ -58,7 +58,8 @@ void Sgd::step_slice(std::span<float> params, std::span<const float> slice_grads
   const std::size_t n = slice_grads.size();
   const int parts = static_cast<int>(std::clamp<std::size_t>(n / kMinUpdatePart, 1, workers.size()));
   auto update_part = [&](int part, int count) {
-    // Whole cache lines per part, so that no two threads write the same line.
+    // Parts of whole multiples of 16 floats (a cache line): in a line-aligned
+    // slice, as NodeReducer's are, no two threads write the same line.
     const auto bound = [&](int p) { return p == count ? n : n * static_cast<std::size_t>(p) / count / 16 * 16; };
     const std::size_t from = bound(part), to = bound(part + 1);
     step_slice(params, slice_grads.subspan(from, to - from), lr, begin + from);
