@@ -1,7 +1,9 @@
 // The training step allocates nothing: every global operator new in this test
 // binary is counted, and the count must not move between two steps.
 #include <gtest/gtest.h>
+#include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -85,6 +87,15 @@ TEST(TrainingStep, AllocatesNothing) {
     });
     trainer.run();
     EXPECT_EQ(steps_checked, 2 * 23 - 2);  // 23 steps an epoch; the first and the one after evaluation are not compared
+    // The trainer's update takes one thread per BLAS thread and core of the
+    // rank (mpirun binds a rank to one core on 1-2 ranks, to more beyond),
+    // and with two of them it really is split: every step, one part on the helper.
+    cpu_set_t allowed;
+    ASSERT_EQ(0, sched_getaffinity(0, sizeof allowed, &allowed));
+    const int expected_threads = std::min(threads, CPU_COUNT(&allowed));
+    EXPECT_EQ(trainer.update_workers().size(), expected_threads);
+    EXPECT_EQ(trainer.update_workers().helper_parts(),
+              expected_threads > 1 ? static_cast<std::uint64_t>(trainer.progress().global_step) : 0u);
     EXPECT_EQ(allocating_steps, 0) << "on " << comm->size() << " rank(s), --reduce " << to_string(reduce)
                                    << ", buckets of " << bucket_kib << " KiB" << (exact ? ", exact sums" : "") << ", "
                                    << threads << " thread(s)";

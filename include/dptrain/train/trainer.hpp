@@ -46,6 +46,7 @@ class Trainer {
   const Sgd& optimizer() const { return optimizer_; }
   const Progress& progress() const { return progress_; }
   const TrainingData& data() const { return data_; }
+  const WorkerPool& update_workers() const { return *update_workers_; }
 
  private:
   void restore(const Checkpoint& checkpoint);
