@@ -140,7 +140,7 @@ def train(rank, args, rendezvous, results):
         peak_mb = float(t[0])
         dist.destroy_process_group()
     if rank == 0:
-        results.put({"procs": args.procs, "threads": args.threads, "torch": torch.__version__,
+        results.put({"procs": args.procs, "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "epochs": epochs,
                      "peak_rss_mb": peak_mb})
 

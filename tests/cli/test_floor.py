@@ -75,6 +75,16 @@ class FloorTest(TempDirTest):
             self.assertEqual((r["rounds"], len(r["epochs_counted"])), (2, 4))
             self.assertEqual(r["epoch_seconds"], statistics.median(r["epochs_counted"]))
             self.assertAlmostEqual(r["dptrain_over_floor"], r["epoch_seconds"] / r["floor_epoch_seconds"])
+            # the floor's GEMMs by pass (rank 0's) add up to at most all of its GEMMs (the slowest rank's; the
+            # medians of two rounds are their means): TINY has 400 samples in batches of 20, 20 steps an epoch
+            passes_ms = r["floor_forward_gemm_ms"] + r["floor_backward_gemm_ms"]
+            self.assertGreater(r["floor_forward_gemm_ms"], 0)
+            self.assertGreater(r["floor_backward_gemm_ms"], 0)
+            self.assertLessEqual(20 * passes_ms, 1e3 * r["floor_gemm_epoch_seconds"] * (1 + 1e-6))
+            if r["ranks"] == 1:
+                self.assertAlmostEqual(20 * passes_ms, 1e3 * r["floor_gemm_epoch_seconds"],
+                                       delta=1e-6 * 1e3 * r["floor_gemm_epoch_seconds"])
+            self.assertIn(f" [{r['floor_forward_gemm_ms']:.3f}] | ", result.stdout)
             self.assertGreater(r["epoch_seconds"], 0)
             # each round's median, and against PyTorch the median of the rounds' ratios (runs minutes apart)
             self.assertEqual(r["epoch_seconds_by_round"],
@@ -96,6 +106,10 @@ class FloorTest(TempDirTest):
             self.assertGreaterEqual(epochs[reached - 1][1], 0.5)
             self.assertTrue(all(a < 0.5 for _, a in epochs[:reached - 1]), "the first epoch at the target")
             self.assertAlmostEqual(accuracy[f"{who}_seconds"], sum(s for s, _ in epochs[:reached]))
+        # round i trains both programs from seed i, as each of them recorded it
+        self.assertEqual(accuracy["seeds_by_round"], [{"dptrain": 1, "torch": 1}, {"dptrain": 2, "torch": 2}])
+        for who in ("dptrain", "torch"):
+            self.assertIn(accuracy[f"{who}_epoch"], accuracy[f"{who}_epoch_by_round"])
         self.assertAlmostEqual(accuracy["ratio"], statistics.median(
             a / b for a, b in zip(accuracy["dptrain_seconds_by_round"], accuracy["torch_seconds_by_round"])))
         for who in ("dptrain", "torch"):  # the lower median of two rounds: the faster
