@@ -33,6 +33,7 @@ alike (both use OpenBLAS); the tables say which kernels ran.
 PyTorch runs under /usr/bin/python3 (Debian's python3-torch).
 """
 import argparse
+import configparser
 import json
 import os
 import statistics
@@ -407,6 +408,8 @@ def time_to_accuracy(args, data, scratch, torch_rows, dptrain_rows):
     median_run = lambda runs: sorted(runs, key=lambda r: time_to(args.target, r) or float("inf"))[(len(runs) - 1) // 2]
     ours, theirs = median_run(mine), median_run(theirs_all)
     mine_s, their_s = time_to(args.target, ours), time_to(args.target, theirs)
+    mine_by_round = [time_to(args.target, r) for r in mine]
+    theirs_by_round = [time_to(args.target, r) for r in theirs_all]
     return {"target": args.target, "recipe": "784-256-256-10 relu, cross-entropy, momentum 0.9, lr 0.05 cosine, "
             f"batch 128, {epochs} epochs" if not args.tiny else "TINY", "dptrain_ranks": ranks,
             "dptrain_threads_per_rank": threads, "dptrain_split": f"{ranks} x {threads}" + (
@@ -417,15 +420,16 @@ def time_to_accuracy(args, data, scratch, torch_rows, dptrain_rows):
             "rounds": args.rounds, "seeds_by_round": seeds,
             "dptrain_epoch_by_round": [first_epoch_at(args.target, [a for _, a in r]) for r in mine],
             "torch_epoch_by_round": [first_epoch_at(args.target, [a for _, a in r]) for r in theirs_all],
-            "dptrain_seconds_by_round": [time_to(args.target, r) for r in mine],
-            "torch_seconds_by_round": [time_to(args.target, r) for r in theirs_all],
-            "ratio": paired_ratio([time_to(args.target, r) for r in mine], [time_to(args.target, r) for r in theirs_all])}
+            "dptrain_seconds_by_round": mine_by_round, "torch_seconds_by_round": theirs_by_round,
+            "ratio": paired_ratio(mine_by_round, theirs_by_round)}
 
 
 def seed_in_run_config(run_dir):
     """The seed dptrain recorded in its run folder's config.ini (what it trained with, not what was asked)."""
+    config = configparser.ConfigParser()  # as tools/gather-runs.py reads it: keys without a section
     with open(os.path.join(run_dir, "config.ini")) as f:
-        return next(int(line.split("=", 1)[1]) for line in f if line.split("=", 1)[0].strip() == "seed")
+        config.read_string("[run]\n" + f.read())
+    return config.getint("run", "seed")
 
 
 def targets(report):
