@@ -3,6 +3,7 @@ benchmark harness, and the memory figure of a run's metrics. The binaries are
 the ones of the build folder that ctest runs in (DPTRAIN, DPTRAIN_FLOOR).
 Times are never compared with each other or with a bound: only their
 presence, sign and the arithmetic that combines them are checked."""
+import importlib.util
 import json
 import os
 import statistics
@@ -13,6 +14,9 @@ import unittest
 from common import DEADLINE, DPTRAIN, SOURCE_DIR, TempDirTest, run, synthetic_mnist, write_data_h5
 
 DPTRAIN_FLOOR = os.environ["DPTRAIN_FLOOR"]
+spec = importlib.util.spec_from_file_location("bench", os.path.join(SOURCE_DIR, "tools", "bench.py"))
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
 # The JSON reports print 9 significant digits (%.9g).
 ROUNDING = 1e-7
 
@@ -91,6 +95,11 @@ class FloorTest(TempDirTest):
                              [statistics.median(r["epochs_counted"][2 * i:2 * i + 2]) for i in range(2)])
             self.assertAlmostEqual(r["dptrain_over_torch_best"], statistics.median(
                 a / b for a, b in zip(r["epoch_seconds_by_round"], best[0]["epoch_seconds_by_round"])))
+            # the floor, round by round, against PyTorch's best in the same rounds
+            self.assertEqual(len(r["floor_epoch_seconds_by_round"]), 2)
+            self.assertEqual(r["floor_epoch_seconds"], statistics.median(r["floor_epoch_seconds_by_round"]))
+            self.assertAlmostEqual(r["floor_over_torch_best"], statistics.median(
+                a / b for a, b in zip(r["floor_epoch_seconds_by_round"], best[0]["epoch_seconds_by_round"])))
             # compared with PyTorch in the same processes x threads
             same = [t for t in torch_rows if t["setup"] == r["torch_same_setup"]][0]
             self.assertEqual((same["procs"], same["threads_per_proc"]), (r["ranks"], r["threads_per_rank"]))
@@ -110,13 +119,67 @@ class FloorTest(TempDirTest):
         self.assertEqual(accuracy["seeds_by_round"], [{"dptrain": 1, "torch": 1}, {"dptrain": 2, "torch": 2}])
         for who in ("dptrain", "torch"):
             self.assertIn(accuracy[f"{who}_epoch"], accuracy[f"{who}_epoch_by_round"])
+            self.assertIn(accuracy[f"{who}_epochs"], accuracy[f"{who}_epochs_by_round"])
+            # each round's crossing epoch and time, from that round's own (seconds, accuracy) per epoch
+            for reached, seconds, epochs in zip(accuracy[f"{who}_epoch_by_round"],
+                                                accuracy[f"{who}_seconds_by_round"],
+                                                accuracy[f"{who}_epochs_by_round"]):
+                self.assertEqual(len(epochs), 3)
+                at_target = [i + 1 for i, (_, a) in enumerate(epochs) if a >= 0.5]
+                self.assertEqual(reached, at_target[0] if at_target else None)
+                if reached is None:
+                    self.assertIsNone(seconds)
+                else:
+                    self.assertAlmostEqual(seconds, sum(s for s, _ in epochs[:reached]))
         self.assertAlmostEqual(accuracy["ratio"], statistics.median(
             a / b for a, b in zip(accuracy["dptrain_seconds_by_round"], accuracy["torch_seconds_by_round"])))
+        # at the floor: each round's epochs to the target at the fastest split's floor time
+        self.assertEqual(accuracy["floor_epoch_seconds"], min(r["floor_epoch_seconds"] for r in rows
+                                                              if r["variant"] != "exact"))
+        self.assertAlmostEqual(accuracy["floor_ratio"], statistics.median(
+            accuracy["floor_epoch_seconds"] * e / t for e, t in zip(accuracy["dptrain_epoch_by_round"],
+                                                                    accuracy["torch_seconds_by_round"])))
         for who in ("dptrain", "torch"):  # the lower median of two rounds: the faster
             self.assertEqual(accuracy[f"{who}_seconds"],
                              min(t for t in accuracy[f"{who}_seconds_by_round"] if t is not None))
         self.assertIn("| TINY | mpi", result.stdout)
         self.assertIn("OpenBLAS kernels: ", result.stdout)
+
+    def test_each_target_is_judged_as_measured_and_at_the_floor(self):
+        def row(config, ranks, threads, variant, epoch, floor, gemm_floor, over_torch=None, floor_over_torch=None,
+                over_gemms=None, best=False):
+            return {"config": config, "ranks": ranks, "threads_per_rank": threads, "variant": variant,
+                    "epoch_seconds": epoch, "floor_epoch_seconds": floor, "floor_gemm_epoch_seconds": gemm_floor,
+                    "dptrain_over_floor": epoch / floor, "dptrain_over_gemm_floor": epoch / gemm_floor,
+                    "dptrain_over_torch_best": over_torch, "floor_over_torch_best": floor_over_torch,
+                    "torch_best_seconds": 1.0, "torch_best_setup": "1 proc x 2 threads", "best_split": best}
+        report = {"dptrain": [
+            row("SEED", 1, 1, "default", 0.10, 0.05, 0.04, 0.06, 0.03, best=True),
+            row("SEED", 2, 1, "shm", 0.12, 0.15, 0.03, 0.07, 0.09),
+            row("MID", 1, 1, "default", 0.90, 0.75, 0.74, 0.92, 0.78),
+            row("MID", 1, 2, "default", 0.60, 0.55, 0.54, 0.61, 0.56),
+            row("MID", 2, 1, "shm", 0.59, 0.48, 0.42, 0.57, 0.51, best=True),
+            row("MID", 2, 1, "exact", 0.80, 0.30, 0.30, 0.80, 0.31),  # another mode: never the floor's split
+            row("WIDE", 1, 2, "default", 4.2, 4.3, 4.25, best=False),
+            row("WIDE", 2, 1, "shm", 4.0, 3.6, 3.3, best=True)],
+            "time_to_accuracy": {"target": 0.98, "ratio": 0.8, "dptrain_split": "2 x 1 shm", "dptrain_seconds": 7.0,
+                                 "torch_seconds": 5.8, "torch_setup": "1 proc x 2 threads", "floor_ratio": 0.49,
+                                 "floor_epoch_seconds": 0.48}}
+        found = {t["target"]: t for t in bench.targets(report)}
+        expected = {  # target: (met, at the floor, within reach at the floor)
+            "MID, 2 ranks (shm): <= 1.15x its floor": (False, 1.0, True),  # 0.59 / 0.48 = 1.23
+            "MID, 2 ranks (shm): >= 1.6x faster than 1 rank x 1 thread": (False, 0.90 / 0.48, True),  # 1.53, 1.875
+            "SEED at the best split: <= 0.5x PyTorch's best": (True, 0.03, True),
+            "MID at the best split: <= 0.5x PyTorch's best": (False, 0.51, False),  # 2 x 1's floor, not --exact's
+            # at the fastest floor's split (2 x 1), not where the floor is nearest its GEMMs (1 x 2)
+            "WIDE at the best split: <= 1.05x its GEMM floor": (False, 3.6 / 3.3, False),
+            "time to 98%: <= 0.5x PyTorch's fastest": (False, 0.49, True)}
+        self.assertEqual(sorted(found), sorted(expected))
+        for target, (met, at_floor, reachable) in expected.items():
+            self.assertEqual(found[target]["met"], met, target)
+            self.assertAlmostEqual(found[target]["at_floor"], at_floor, msg=target)
+            self.assertEqual(found[target]["at_floor_met"], reachable, target)
+        self.assertIn("2 x 1 shm", found["WIDE at the best split: <= 1.05x its GEMM floor"]["at_floor_text"])
 
     def test_metrics_report_peak_memory_per_rank(self):
         data = write_data_h5(self.path("data.h5"), *synthetic_mnist(200, 40))
