@@ -153,7 +153,7 @@ def summarize(name, variant, args, ranks, threads, runs):
     own_floor_by_round = [own_reduction_floor(f, variant) for f, _ in runs]
     return {"config": name, "variant": variant, "ranks": ranks, "threads_per_rank": threads, "args": args,
             "rounds": len(runs), "epochs_counted": [m["epoch_seconds"] for m in metrics],
-            "openblas_core": floor["openblas_core"],
+            "openblas_core": floor["openblas_core"], "steps_per_epoch": floor["steps_per_epoch"],
             "epoch_seconds": epoch, "samples_per_second": median("samples_per_second"), "gflops": median("gflops"),
             "allreduce_ms_per_step": statistics.median(m["phase_ms"]["allreduce"] for m in metrics),
             "step_ms": median("step_ms"), "peak_rss_mb": max(m["peak_rss_mb"] for m in metrics),

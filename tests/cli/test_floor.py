@@ -80,13 +80,15 @@ class FloorTest(TempDirTest):
             self.assertEqual(r["epoch_seconds"], statistics.median(r["epochs_counted"]))
             self.assertAlmostEqual(r["dptrain_over_floor"], r["epoch_seconds"] / r["floor_epoch_seconds"])
             # the floor's GEMMs by pass (rank 0's) add up to at most all of its GEMMs (the slowest rank's; the
-            # medians of two rounds are their means): TINY has 400 samples in batches of 20, 20 steps an epoch
+            # medians of two rounds are their means); TINY has 400 samples in batches of 20
+            self.assertEqual(r["steps_per_epoch"], 20)
+            steps = r["steps_per_epoch"]
             passes_ms = r["floor_forward_gemm_ms"] + r["floor_backward_gemm_ms"]
             self.assertGreater(r["floor_forward_gemm_ms"], 0)
             self.assertGreater(r["floor_backward_gemm_ms"], 0)
-            self.assertLessEqual(20 * passes_ms, 1e3 * r["floor_gemm_epoch_seconds"] * (1 + 1e-6))
+            self.assertLessEqual(steps * passes_ms, 1e3 * r["floor_gemm_epoch_seconds"] * (1 + 1e-6))
             if r["ranks"] == 1:
-                self.assertAlmostEqual(20 * passes_ms, 1e3 * r["floor_gemm_epoch_seconds"],
+                self.assertAlmostEqual(steps * passes_ms, 1e3 * r["floor_gemm_epoch_seconds"],
                                        delta=1e-6 * 1e3 * r["floor_gemm_epoch_seconds"])
             self.assertIn(f" [{r['floor_forward_gemm_ms']:.3f}] | ", result.stdout)
             self.assertGreater(r["epoch_seconds"], 0)
@@ -102,7 +104,7 @@ class FloorTest(TempDirTest):
             # rounds: every median is a mean, so the medians combine as the rounds' figures do)
             saved_ms = r["floor_allreduce_ms"] - r["floor_shm_reduce_ms"] if r["variant"] == "shm" else 0.0
             self.assertAlmostEqual(r["floor_own_reduction_epoch_seconds"],
-                                   r["floor_epoch_seconds"] - 20 * saved_ms / 1e3)
+                                   r["floor_epoch_seconds"] - steps * saved_ms / 1e3)
             self.assertEqual(r["floor_own_reduction_epoch_seconds"],
                              statistics.median(r["floor_own_reduction_epoch_seconds_by_round"]))
             self.assertAlmostEqual(r["floor_over_torch_best"], statistics.median(
