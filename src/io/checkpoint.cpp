@@ -349,8 +349,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   } catch (const Error& e) {
     throw Error(path + ": /model: " + e.what());
   }
-  checked_parameter_count(c.arch.layers, path);
-  const Mlp layout(c.arch);
+  const std::size_t parameter_count = checked_parameter_count(c.arch.layers, path);
 
   h5::Handle o = h5::open_group(file, "/optimizer", path);
   const std::string ow = path + ": /optimizer";
@@ -366,6 +365,19 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.optimizer.warmup_epochs = h5::read_double_attribute(o, "warmup_epochs", ow);
   c.optimizer.lr_step_epochs = h5::read_double_attribute(o, "lr_step_epochs", ow);
   c.optimizer.lr_gamma = h5::read_double_attribute(o, "lr_gamma", ow);
+  // Parameters (and velocities) are stored uncompressed (check_float32 refuses
+  // filters), so they fit in the file: nothing sized by /model attribute
+  // layers is allocated before this bound, which ties it to the file's size.
+  const bool has_velocity = c.optimizer.sgd.momentum != 0.0f;
+  const std::uintmax_t needed = parameter_count * sizeof(float) * (has_velocity ? 2 : 1);
+  const std::uintmax_t file_bytes = fs::file_size(path);
+  if (needed > file_bytes) {
+    throw Error(path + ": /model attribute layers " + c.arch.layers_string() + " means " +
+                std::to_string(parameter_count) + " parameters" + (has_velocity ? " and as many velocities" : "") +
+                " (" + std::to_string(needed) + " bytes), but the file has only " + std::to_string(file_bytes) +
+                " bytes (damaged or edited)");
+  }
+  const Mlp layout(c.arch);
 
   h5::Handle p = h5::open_group(file, "/progress", path);
   const std::string pw = path + ": /progress";
@@ -397,7 +409,6 @@ Checkpoint read_checkpoint(const std::string& path) {
   cross_check_config(c, path);
 
   // Every dataset is checked against the architecture before any is read.
-  const bool has_velocity = c.optimizer.sgd.momentum != 0.0f;
   check_layer_datasets(file, layout, "/model", path);
   if (has_velocity) check_layer_datasets(file, layout, "/optimizer", path);
   c.params = read_layers(file, layout, "/model", path);

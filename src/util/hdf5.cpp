@@ -235,15 +235,20 @@ std::size_t check_float32(hid_t dataset, const std::string& name, const std::vec
   // a crafted or damaged header (HDF5 would fill the gap or fail later).
   const std::string what = file + ": dataset " + name;
   Handle create(check(H5Dget_create_plist(dataset), what + ": cannot read its creation properties"), H5Pclose);
+  // Filters are refused: dptrain writes none, and a compressed dataset's
+  // size is not bounded by the file's (callers bound allocations by it).
   const int filters = H5Pget_nfilters(create);
   if (filters < 0) throw Error(what + ": cannot read its filters: " + last_error());
-  if (filters == 0) {
-    const hsize_t stored = H5Dget_storage_size(dataset);
-    if (stored != count * sizeof(float)) {
-      throw Error(what + " stores " + std::to_string(stored) + " bytes, expected " +
-                  std::to_string(count * sizeof(float)) + " for float32 " + info.dims_string() +
-                  " (the file is damaged or was edited)");
-    }
+  if (filters > 0) {
+    throw Error(what + " is stored through " + std::to_string(filters) +
+                " HDF5 filter(s) (compressed?), expected plain float32 as dptrain writes it (h5repack -f NONE "
+                "rewrites the file uncompressed)");
+  }
+  const hsize_t stored = H5Dget_storage_size(dataset);
+  if (stored != count * sizeof(float)) {
+    throw Error(what + " stores " + std::to_string(stored) + " bytes, expected " +
+                std::to_string(count * sizeof(float)) + " for float32 " + info.dims_string() +
+                " (the file is damaged or was edited)");
   }
   return count;
 }

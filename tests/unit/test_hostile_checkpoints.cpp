@@ -134,6 +134,39 @@ TEST(HostileCheckpoints, HugeDimensionsAreRefusedBeforeAllocating) {
   EXPECT_ERROR_HAS(w, "/model attribute layers 1000000,1000000,10 means more than 1073741824 parameters");
 }
 
+// Within kMaxCheckpointParameters but not within the file: 1000000-1073-2
+// needs 8 GiB of parameters and velocities, which a 10 KB file cannot hold.
+// Refused before anything is allocated for them.
+TEST(HostileCheckpoints, ArchitecturesLargerThanTheFileAreRefusedBeforeAllocating) {
+  Written w;
+  w.edit([](hid_t file) {
+    h5::Handle model(H5Gopen2(file, "/model", H5P_DEFAULT), H5Gclose);
+    h5::write_attribute(model, "layers", std::vector<std::int64_t>{1'000'000, 1073, 2});
+  });
+  EXPECT_ERROR_HAS(w, "/model attribute layers 1000000,1073,2 means 1073003221 parameters and as many velocities "
+                      "(8584025768 bytes), but the file has only ");
+}
+
+// dptrain writes no filters; a compressed dataset's size is not bounded by
+// the file's, so it is refused with the way to undo it.
+TEST(HostileCheckpoints, CompressedDatasetsAreRefused) {
+  Written w;
+  w.edit([](hid_t file) {
+    ASSERT_GE(H5Ldelete(file, "/model/layer_0/weight", H5P_DEFAULT), 0);
+    const hsize_t dims[] = {4, 6};
+    h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+    h5::Handle create(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    ASSERT_GE(H5Pset_chunk(create, 2, dims), 0);
+    ASSERT_GE(H5Pset_deflate(create, 6), 0);
+    h5::Handle dataset(
+        H5Dcreate2(file, "/model/layer_0/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT), H5Dclose);
+    ASSERT_GE(dataset.get(), 0);
+    const std::vector<float> values(24, 0.5f);
+    ASSERT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+  });
+  EXPECT_ERROR_HAS(w, "dataset /model/layer_0/weight is stored through 1 HDF5 filter(s)");
+}
+
 // A dataset of the right shape whose storage was never written: HDF5 would
 // hand out fill values; it is a crafted or damaged file.
 TEST(HostileCheckpoints, DatasetsWithoutTheirBytesAreRefused) {
