@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <new>
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
@@ -20,6 +21,31 @@ struct SplitDatasets {
   h5::DatasetInfo image_info;
   h5::DatasetInfo label_info;
 };
+
+// An uncompressed dataset must store at least its values' bytes (exactly, when
+// contiguous; whole chunks cover more). Less means chunks or a contiguous
+// block that were never written: HDF5 would hand out fill values as samples,
+// and the header alone would size this rank's shard. A compressed one's size
+// says nothing about its values; its reads are bounded by the allocation.
+void check_stored(hid_t dataset, const h5::DatasetInfo& info, const std::string& path, const std::string& name) {
+  std::uint64_t values = 1;
+  for (hsize_t d : info.dims) {
+    if (__builtin_mul_overflow(values, d, &values)) {
+      throw Error(path + ": dataset " + name + " has shape " + info.dims_string() +
+                  ", whose number of values overflows 64 bits (a damaged or crafted header)");
+    }
+  }
+  h5::Handle create(H5Dget_create_plist(dataset), H5Pclose);
+  const int filters = create.get() < 0 ? -1 : H5Pget_nfilters(create);
+  if (filters < 0) throw Error(path + ": dataset " + name + ": cannot read its filters: " + h5::last_error());
+  if (filters > 0) return;
+  const hsize_t stored = H5Dget_storage_size(dataset);
+  if (stored / info.type_size < values) {
+    throw Error(path + ": dataset " + name + " " + info.dims_string() + " stores " + std::to_string(stored) +
+                " bytes, expected at least " + std::to_string(values * info.type_size) +
+                " (its values were never written, or the file is damaged)");
+  }
+}
 
 SplitDatasets open_split(hid_t file, const std::string& path, const std::string& split) {
   SplitDatasets s;
@@ -47,6 +73,8 @@ SplitDatasets open_split(hid_t file, const std::string& path, const std::string&
     throw Error(path + ": dataset " + labels + " has shape " + lb.dims_string() + ", expected [" +
                 std::to_string(im.dims[0]) + "] to match " + images + " " + im.dims_string());
   }
+  check_stored(s.images, im, path, images);
+  check_stored(s.labels, lb, path, labels);
   return s;
 }
 
@@ -179,9 +207,9 @@ Shard read_shards(const std::string& path, const std::string& split, const Shard
     h5::Handle file = h5::open_file_parallel(path, comm);
     SplitDatasets s = open_split(file, path, split);
     const std::vector<hsize_t> sample_dims(s.image_info.dims.begin() + 1, s.image_info.dims.end());
-    features = 1;
-    for (hsize_t d : sample_dims) features *= d;
     const std::string shape = join(sample_dims, "x");
+    features = 1;  // open_split checked that the whole shape's product fits in 64 bits
+    for (hsize_t d : sample_dims) features *= d;
     if (features != static_cast<std::size_t>(inputs)) {
       throw Error(path + ": samples of " + images + " have " + shape + " = " + std::to_string(features) +
                   " values, but the input layer has " + std::to_string(inputs) + " (the first of --layers must be " +
@@ -199,14 +227,24 @@ Shard read_shards(const std::string& path, const std::string& split, const Shard
     const std::string reading = path + ": reading " + images;
     const h5::Handle xfer = collective_transfer(reading);
     h5::Handle image_space = select_rows(s.images, shard.rows_, reading);
-    if (s.image_info.type_class == H5T_FLOAT) {
-      shard.floats_.resize(rows * features);
+    const bool float_images = s.image_info.type_class == H5T_FLOAT;
+    try {
+      if (float_images) {
+        shard.floats_.resize(rows * features);
+      } else {
+        shard.bytes_.resize(rows * features);
+      }
+      shard.labels_.resize(rows);
+    } catch (const std::bad_alloc&) {
+      throw Error(path + ": this rank's shard of /" + split + " (" + std::to_string(rows) + " of " +
+                  std::to_string(s.image_info.dims[0]) + " samples of " + std::to_string(features) + " " +
+                  s.image_info.type_name() + " values) does not fit in memory: use more ranks, or check the file");
+    }
+    if (float_images) {
       read_selection(s.images, image_space, H5T_NATIVE_FLOAT, xfer, shard.floats_.data(), rows, features, reading);
     } else {
-      shard.bytes_.resize(rows * features);
       read_selection(s.images, image_space, H5T_NATIVE_UINT8, xfer, shard.bytes_.data(), rows, features, reading);
     }
-    shard.labels_.resize(rows);
     const std::string reading_labels = path + ": reading " + labels;
     h5::Handle label_space = select_rows(s.labels, shard.rows_, reading_labels);
     read_selection(s.labels, label_space, H5T_NATIVE_INT32, xfer, shard.labels_.data(), rows, 1, reading_labels);

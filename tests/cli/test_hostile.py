@@ -72,3 +72,24 @@ class HostileFilesTest(TempDirTest):
         self.assertOneClearError(result, "c.ini: option 'lr-gamma': unknown, or its value is invalid")
         result = run(["train", "--data", "d.h5", "--lr", "%value%x"], timeout=60)
         self.assertOneClearError(result, "option '--lr': unknown, or its value is invalid")
+
+    def test_data_headers_that_lie_about_their_size_are_refused_without_allocating(self):
+        # A header alone sized each rank's shard: 10^10 samples whose chunks were
+        # never written (HDF5 would hand out fill values), and compressed ones
+        # claiming 10^12 (784 TB, past any address space). 10 KB files, both.
+        unwritten, compressed = self.path("unwritten.h5"), self.path("compressed.h5")
+        for path, samples, options in ((unwritten, 10**10, {}), (compressed, 10**12, {"compression": "gzip"})):
+            with h5py.File(path, "w") as f:
+                for split in ("train", "test"):
+                    f.create_dataset(split + "/images", shape=(samples, 784), dtype="u1", chunks=(64, 784), **options)
+                    f.create_dataset(split + "/labels", shape=(samples,), dtype="u1", chunks=(64,), **options)
+        for ranks in (1, 2):
+            with self.subTest(ranks=ranks):
+                result = run(["train", "--data", unwritten, "--run-dir", self.path("u%d" % ranks)] + NETWORK,
+                             ranks=ranks)
+                self.assertOneClearError(result, unwritten + ": dataset /train/images [10000000000,784] stores 0 "
+                                         "bytes, expected at least 7840000000000 (its values were never written")
+                result = run(["train", "--data", compressed, "--run-dir", self.path("c%d" % ranks)] + NETWORK,
+                             ranks=ranks)
+                self.assertOneClearError(result, compressed + ": this rank's shard of /train (%d of 1000000000000 "
+                                         "samples of 784 uint8 values) does not fit in memory" % (10**12 // ranks))

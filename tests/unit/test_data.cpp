@@ -12,6 +12,7 @@
 
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/error.hpp"
+#include "dptrain/util/hdf5.hpp"
 #include "dptrain/util/sha256.hpp"
 #include "test_files.hpp"
 
@@ -284,6 +285,37 @@ TEST(Dataset, WrongTypesAndShapesAreNamed) {
   EXPECT_NE(message(dir / "int16.h5").find("/train/images is int16, expected uint8 or float32"), std::string::npos);
   EXPECT_NE(message(dir / "labels2d.h5").find("/train/labels has shape [6,2], expected [6]"), std::string::npos);
   EXPECT_NE(message(dir / "float_labels.h5").find("/train/labels is float32, expected integers"), std::string::npos);
+}
+
+// A header whose dimensions multiply past 2^64 ((2^62 + 1) x 4 values a
+// sample wraps to 4, the input layer's size): refused, not read as 4-value samples.
+TEST(Dataset, SampleShapesThatOverflowAreRefused) {
+  TempDir dir;
+  const std::string path = dir / "wrap.h5";
+  write_custom_hdf5(path, "");
+  {
+    h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+    ASSERT_GE(file.get(), 0);
+    ASSERT_GE(H5Ldelete(file, "/train/images", H5P_DEFAULT), 0);
+    const hsize_t dims[] = {6, (hsize_t{1} << 62) + 1, 4};
+    const hsize_t chunk[] = {1, 1, 4};
+    h5::Handle space(H5Screate_simple(3, dims, nullptr), H5Sclose);
+    h5::Handle create(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    ASSERT_GE(H5Pset_chunk(create, 3, chunk), 0);
+    h5::Handle images(H5Dcreate2(file, "/train/images", H5T_STD_U8LE, space, H5P_DEFAULT, create, H5P_DEFAULT),
+                      H5Dclose);
+    ASSERT_GE(images.get(), 0);
+  }
+  const ShardLayout s(6, 1);
+  try {
+    read_shards(path, "train", s, s.owned(0, 1), MPI_COMM_SELF, 4, 3);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": dataset /train/images has shape [6,4611686018427387905,4], whose "
+                                         "number of values overflows 64 bits"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Dataset, Float32ImagesAreUsedAsTheyAre) {
