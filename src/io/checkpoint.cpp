@@ -65,6 +65,8 @@ void check_layer_datasets(hid_t file, const Mlp& layout, const std::string& grou
   for (std::size_t i = 0; i < layout.layers().size(); ++i) {
     const LayerSlice& l = layout.layers()[i];
     const std::string name = group + "/" + layer_name(i);
+    h5::require_checksummed_path(file, name + "/weight", path);
+    h5::require_checksummed_path(file, name + "/bias", path);
     h5::check_float32_dataset(file, name + "/weight", {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, path);
     h5::check_float32_dataset(file, name + "/bias", {static_cast<hsize_t>(l.out)}, path);
   }
@@ -322,10 +324,17 @@ Checkpoint read_checkpoint(const std::string& path) {
                 " or later: checkpoints are written with checksummed metadata (HDF5 1.10 format), and files "
                 "without it are not parsed (h5repack --low=2 --high=2 OLD NEW rewrites one)");
   }
+  // A v2 superblock checksums only itself: every object header on the way to
+  // what is read is checked to be a checksummed one too, before HDF5 decodes it.
+  h5::require_checksummed_root(path);
   h5::Handle file = h5::open_file(path);
+  auto open_checked_group = [&](const std::string& name) {
+    h5::require_checksummed_path(file, name, path);
+    return h5::open_group(file, name, path);
+  };
   Checkpoint c;
   if (!h5::exists(file, "/model")) throw Error(path + ": not a dptrain checkpoint (group /model is missing)");
-  h5::Handle m = h5::open_group(file, "/model", path);
+  h5::Handle m = open_checked_group("/model");
   const std::string format = h5::read_string_attribute(m, "format", path + ": /model");
   if (format != "dptrain-checkpoint") {
     throw Error(path + ": /model attribute format is '" + format.substr(0, 64) + "', expected 'dptrain-checkpoint'");
@@ -351,7 +360,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   }
   const std::size_t parameter_count = checked_parameter_count(c.arch.layers, path);
 
-  h5::Handle o = h5::open_group(file, "/optimizer", path);
+  h5::Handle o = open_checked_group("/optimizer");
   const std::string ow = path + ": /optimizer";
   c.optimizer.lr = h5::read_double_attribute(o, "lr", ow);
   c.optimizer.sgd.momentum = static_cast<float>(h5::read_double_attribute(o, "momentum", ow));
@@ -379,7 +388,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   }
   const Mlp layout(c.arch);
 
-  h5::Handle p = h5::open_group(file, "/progress", path);
+  h5::Handle p = open_checked_group("/progress");
   const std::string pw = path + ": /progress";
   c.progress.epochs_done = h5::read_int_attribute(p, "epochs_done", pw);
   c.progress.step_in_epoch = h5::read_int_attribute(p, "step_in_epoch", pw);

@@ -134,6 +134,88 @@ int superblock_version(const std::string& path) {
   return static_cast<unsigned char>(head[8]);
 }
 
+namespace {
+
+// The fields of a version 2 or 3 superblock that locate the object headers.
+struct Superblock {
+  haddr_t base = 0;       // addresses in the file are relative to it
+  haddr_t extension = 0;  // HADDR_UNDEF when there is none
+  haddr_t root = 0;       // the root group's object header
+};
+
+std::uint64_t little_endian(const unsigned char* bytes, int size) {
+  std::uint64_t value = 0;
+  for (int i = size - 1; i >= 0; --i) value = (value << 8) | bytes[i];
+  return value;
+}
+
+std::vector<unsigned char> read_at(const std::string& path, std::uint64_t offset, std::size_t size) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<unsigned char> bytes(size);
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  bytes.resize(in ? size : static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  return bytes;
+}
+
+// Version 2 and 3 superblocks: signature (8), version, size of offsets, size
+// of lengths, flags, then base, extension, end-of-file and root addresses.
+Superblock read_superblock(const std::string& path) {
+  const std::vector<unsigned char> head = read_at(path, 0, 12 + 4 * 8);
+  const int offsets = head.size() > 9 ? head[9] : 0;
+  if (head.size() < 12 || head[8] < 2 || (offsets != 4 && offsets != 8) ||
+      head.size() < 12 + 4 * static_cast<std::size_t>(offsets)) {
+    throw Error(path + ": not an HDF5 file with a version 2 or later superblock of 4- or 8-byte addresses");
+  }
+  auto field = [&](int i) {
+    const std::uint64_t v = little_endian(head.data() + 12 + i * offsets, offsets);
+    return v == (offsets == 8 ? ~std::uint64_t{0} : std::uint64_t{0xffffffff}) ? HADDR_UNDEF : haddr_t{v};
+  };
+  return {field(0), field(1), field(3)};
+}
+
+void require_ohdr(const std::string& path, const Superblock& sb, haddr_t address, const std::string& what) {
+  static const unsigned char signature[] = {'O', 'H', 'D', 'R'};
+  const std::vector<unsigned char> bytes =
+      address == HADDR_UNDEF ? std::vector<unsigned char>{} : read_at(path, sb.base + address, 4);
+  if (bytes.size() != 4 || !std::equal(bytes.begin(), bytes.end(), signature)) {
+    throw Error(path + ": the object header of " + what + " (at byte " +
+                (address == HADDR_UNDEF ? std::string("undefined") : std::to_string(address)) +
+                ") is not a checksummed version 2 header: the file was not written by dptrain, or is damaged");
+  }
+}
+
+}  // namespace
+
+void require_checksummed_root(const std::string& path) {
+  const Superblock sb = read_superblock(path);
+  require_ohdr(path, sb, sb.root, "the root group");
+  if (sb.extension != HADDR_UNDEF) require_ohdr(path, sb, sb.extension, "the superblock extension");
+}
+
+void require_checksummed_path(hid_t file, const std::string& object_path, const std::string& path) {
+  const Superblock sb = read_superblock(path);
+  std::string prefix;
+  for (std::size_t from = 1; from <= object_path.size();) {
+    const std::size_t slash = std::min(object_path.find('/', from), object_path.size());
+    prefix = object_path.substr(0, slash);
+    from = slash + 1;
+    const htri_t found = H5Lexists(file, prefix.c_str(), H5P_DEFAULT);
+    if (found <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return;
+    }
+    H5L_info_t link;
+    check_status(H5Lget_info(file, prefix.c_str(), &link, H5P_DEFAULT), path + ": cannot read link " + prefix);
+    if (link.type != H5L_TYPE_HARD) {
+      throw Error(path + ": " + prefix + " is a soft or external link, expected the object itself (as dptrain "
+                  "writes it)");
+    }
+    require_ohdr(path, sb, link.u.address, prefix);
+  }
+}
+
 void flush(hid_t file, const std::string& path) {
   check_status(H5Fflush(file, H5F_SCOPE_GLOBAL), path + ": cannot flush");
 }

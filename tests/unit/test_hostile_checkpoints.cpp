@@ -225,6 +225,44 @@ TEST(HostileCheckpoints, FilesWithoutMetadataChecksumsAreNotParsed) {
   EXPECT_THROW(read_checkpoint(old), Error);
 }
 
+// A v2 superblock checksums only itself, and may point at v1 object headers,
+// which have no checksum: the overrun above came back that way (the fuzz
+// campaign's regression inputs, a v2 or v3 superblock over the old file's
+// headers). Every header on the way to what is read must be a checksummed one.
+TEST(HostileCheckpoints, ObjectHeadersWithoutChecksumsAreNotParsed) {
+  for (const char* name : {"v2-superblock-over-v1-headers.h5", "v3-superblock-over-v1-headers.h5"}) {
+    const std::string crafted = std::string(DPTRAIN_FUZZ_DIR) + "/regressions/checkpoint/" + name;
+    try {
+      read_checkpoint(crafted);
+      FAIL() << name;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(crafted + ": the object header of the root group (at byte 96) is not a "
+                                                     "checksummed version 2 header"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // Below the root: a dataset's header whose signature is overwritten is
+  // refused by name before HDF5 decodes it.
+  Written w;
+  haddr_t address = HADDR_UNDEF;
+  w.edit([&](hid_t file) {
+    H5L_info_t link;
+    ASSERT_GE(H5Lget_info(file, "/model/layer_1/bias", &link, H5P_DEFAULT), 0);
+    address = link.u.address;
+  });
+  ASSERT_NE(address, HADDR_UNDEF);
+  std::vector<std::uint8_t> bytes = read_bytes(w.path);
+  ASSERT_LT(address + 4, bytes.size());
+  ASSERT_EQ(std::string(bytes.begin() + static_cast<std::ptrdiff_t>(address),
+                        bytes.begin() + static_cast<std::ptrdiff_t>(address) + 4),
+            "OHDR");
+  std::copy_n("XXXX", 4, bytes.begin() + static_cast<std::ptrdiff_t>(address));
+  write_bytes(w.path, bytes);
+  EXPECT_ERROR_HAS(w, "the object header of /model/layer_1/bias (at byte " + std::to_string(address) +
+                          ") is not a checksummed version 2 header");
+}
+
 TEST(HostileCheckpoints, ParametersLoadOnlyIntoTheirOwnArchitecture) {
   Written w;
   const Checkpoint c = read_checkpoint(w.path);

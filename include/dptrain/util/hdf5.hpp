@@ -50,6 +50,17 @@ Handle create_checksummed_file(const std::string& path);
 // 2-3: checksummed metadata), read directly, before HDF5 parses anything; an
 // Error naming the file when it is no HDF5 file.
 int superblock_version(const std::string& path);
+// For a file of superblock version 2 or later, read directly before HDF5
+// parses it: Errors naming the file unless the root group's object header
+// (and the superblock extension's, if any) is a version 2 header, signature
+// "OHDR", whose checksum HDF5 verifies before decoding a byte of it. A v2
+// superblock only checksums itself: it may point at v1 headers, which have none.
+void require_checksummed_root(const std::string& path);
+// The same for every object on `object_path` ("/model/layer_0/weight"), each
+// reached only through hard links, checked from the root down before HDF5
+// decodes it; stops quietly at the first name that does not exist (the
+// caller's open then says which).
+void require_checksummed_path(hid_t file, const std::string& object_path, const std::string& path);
 void flush(hid_t file, const std::string& path);
 Handle open_group(hid_t loc, const std::string& name, const std::string& file);
 Handle create_group(hid_t loc, const std::string& name, const std::string& file);
