@@ -59,6 +59,17 @@ void replace_dataset(hid_t file, const std::string& name, hid_t type, const std:
   h5::write_dataset(file, name, H5T_NATIVE_DOUBLE, type, dims, zeros.data(), 0, "test");
 }
 
+// /model/layer_0/weight deleted and created again, float32 [4,6] of the
+// architecture's shape, with the creation properties `create`, and nothing
+// written; a negative handle when HDF5 refuses.
+h5::Handle recreate_first_weight(hid_t file, hid_t create) {
+  if (H5Ldelete(file, "/model/layer_0/weight", H5P_DEFAULT) < 0) return {};
+  const hsize_t dims[] = {4, 6};
+  h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+  return {H5Dcreate2(file, "/model/layer_0/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT),
+          H5Dclose};
+}
+
 #define EXPECT_ERROR_HAS(written, fragment)                                       \
   do {                                                                            \
     const std::string message = (written).error();                                \
@@ -152,14 +163,11 @@ TEST(HostileCheckpoints, ArchitecturesLargerThanTheFileAreRefusedBeforeAllocatin
 TEST(HostileCheckpoints, CompressedDatasetsAreRefused) {
   Written w;
   w.edit([](hid_t file) {
-    ASSERT_GE(H5Ldelete(file, "/model/layer_0/weight", H5P_DEFAULT), 0);
-    const hsize_t dims[] = {4, 6};
-    h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
     h5::Handle create(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    ASSERT_GE(H5Pset_chunk(create, 2, dims), 0);
+    const hsize_t chunk[] = {4, 6};
+    ASSERT_GE(H5Pset_chunk(create, 2, chunk), 0);
     ASSERT_GE(H5Pset_deflate(create, 6), 0);
-    h5::Handle dataset(
-        H5Dcreate2(file, "/model/layer_0/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT), H5Dclose);
+    const h5::Handle dataset = recreate_first_weight(file, create);
     ASSERT_GE(dataset.get(), 0);
     const std::vector<float> values(24, 0.5f);
     ASSERT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
@@ -171,15 +179,7 @@ TEST(HostileCheckpoints, CompressedDatasetsAreRefused) {
 // hand out fill values; it is a crafted or damaged file.
 TEST(HostileCheckpoints, DatasetsWithoutTheirBytesAreRefused) {
   Written w;
-  w.edit([](hid_t file) {
-    ASSERT_GE(H5Ldelete(file, "/model/layer_0/weight", H5P_DEFAULT), 0);
-    const hsize_t dims[] = {4, 6};
-    h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
-    h5::Handle dataset(
-        H5Dcreate2(file, "/model/layer_0/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-        H5Dclose);
-    ASSERT_GE(dataset.get(), 0);
-  });
+  w.edit([](hid_t file) { ASSERT_GE(recreate_first_weight(file, H5P_DEFAULT).get(), 0); });
   EXPECT_ERROR_HAS(w, "dataset /model/layer_0/weight stores 0 bytes, expected 96 for float32 [4,6]");
 }
 
