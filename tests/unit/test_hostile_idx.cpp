@@ -1,6 +1,6 @@
-// IDX headers whose dimensions multiply past 2^64: without a check the
-// product wraps and can match a tiny file, so convert would trust dims that
-// promise far more bytes than data holds.
+// IDX headers that lie about the data's size: dimensions whose product wraps
+// past 2^64 (it could match a tiny file), gzip streams that inflate to more
+// than the header declares, or declare more than the stream could hold.
 #include <gtest/gtest.h>
 
 #include "dptrain/data/idx.hpp"
@@ -22,6 +22,41 @@ TEST(HostileIdx, DimensionsThatOverflowAreRefused) {
               std::string::npos)
         << e.what();
   }
+}
+
+std::string idx_error(const std::string& path) {
+  try {
+    read_idx(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// A gzip bomb: 64 MiB of zeros (about 64 KB gzipped) behind a header that
+// declares 2 bytes. The reader stops at the first byte past the declared
+// data instead of inflating all of it into memory first.
+TEST(HostileIdx, AGzipStreamLongerThanItsHeaderIsRefusedAtTheFirstExtraByte) {
+  TempDir dir;
+  std::vector<std::uint8_t> bomb(8 + (std::size_t{64} << 20), 0);
+  bomb[2] = 8;  // unsigned bytes
+  bomb[3] = 1;  // one dimension
+  bomb[7] = 2;  // of 2
+  write_gzip(dir / "bomb.idx.gz", bomb);
+  EXPECT_NE(idx_error(dir / "bomb.idx.gz").find("bomb.idx.gz: has trailing bytes: header says 2 = 2 bytes of data, "
+                                                "file has more"),
+            std::string::npos);
+}
+
+// A header that declares more than the gzip stream could inflate to is
+// refused before anything is read for it.
+TEST(HostileIdx, AHeaderLargerThanItsGzipStreamCanHoldIsRefused) {
+  TempDir dir;
+  write_gzip(dir / "liar.idx.gz", {0, 0, 8, 2, 0, 1, 0, 0, 0, 1, 0, 0, 7});  // 65536 x 65536 bytes declared
+  EXPECT_NE(idx_error(dir / "liar.idx.gz").find("liar.idx.gz: truncated: header says 65536x65536 = 4294967296 bytes "
+                                                "of data, more than its gzip stream can inflate to"),
+            std::string::npos)
+      << idx_error(dir / "liar.idx.gz");
 }
 
 }  // namespace
