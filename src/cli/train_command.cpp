@@ -14,6 +14,7 @@
 #include "dptrain/error.hpp"
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/train/trainer.hpp"
+#include "dptrain/util/files.hpp"
 #include "dptrain/util/text.hpp"
 
 namespace dptrain::cli {
@@ -223,6 +224,11 @@ int train(const Args& args, const Communicator& comm) {
     if ((help = print_help_if_asked(kUsage, options, vm, comm))) return;
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
+      try {
+        require_regular_file(path);
+      } catch (const Error& e) {
+        throw Error("--config " + std::string(e.what()));
+      }
       std::ifstream file(path);
       if (!file) throw Error("--config " + path + ": cannot open: " + std::strerror(errno));
       const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "dptrain/error.hpp"
+#include "dptrain/util/files.hpp"
 #include "dptrain/util/sha256.hpp"
 #include "dptrain/util/text.hpp"
 
@@ -21,8 +22,13 @@ constexpr std::uint8_t kUnsignedByte = 0x08;
 // gzread reads plain files as they are, so one path serves raw and .gz files.
 class IdxReader {
  public:
-  explicit IdxReader(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb"), &gzclose) {
+  explicit IdxReader(const std::string& path) : path_(path), file_(open_gzip(path), &gzclose) {
     if (!file_) throw Error(path + ": cannot open: " + std::strerror(errno));
+  }
+
+  static gzFile open_gzip(const std::string& path) {
+    require_regular_file(path);
+    return gzopen(path.c_str(), "rb");
   }
 
   // Appends up to `count` more bytes to `bytes`, fewer only at the end of the data.

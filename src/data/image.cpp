@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "dptrain/error.hpp"
+#include "dptrain/util/files.hpp"
 
 namespace dptrain {
 namespace {
@@ -145,6 +146,7 @@ GrayImage decode_gray_image(std::span<const std::uint8_t> bytes, const std::stri
 }
 
 GrayImage read_gray_image(const std::string& path, std::size_t expected_pixels) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
   const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

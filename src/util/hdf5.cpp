@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "dptrain/error.hpp"
+#include "dptrain/util/files.hpp"
 #include "dptrain/util/text.hpp"
 
 namespace dptrain::h5 {
@@ -97,11 +98,13 @@ Handle unlocked_access(const std::string& path) {
 }  // namespace
 
 Handle open_file(const std::string& path) {
+  require_regular_file(path);
   const Handle fapl = unlocked_access(path);
   return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), path + ": cannot open as HDF5"), H5Fclose};
 }
 
 Handle open_file_parallel(const std::string& path, MPI_Comm comm) {
+  require_regular_file(path);
   const Handle fapl = unlocked_access(path);
   check_status(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), path + ": cannot set up MPI-IO");
   return {check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), path + ": cannot open as HDF5"), H5Fclose};
@@ -122,6 +125,7 @@ Handle create_checksummed_file(const std::string& path) {
 }
 
 int superblock_version(const std::string& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
   char head[9] = {};

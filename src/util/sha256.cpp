@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dptrain/error.hpp"
+#include "dptrain/util/files.hpp"
 
 namespace dptrain {
 namespace {
@@ -53,6 +54,7 @@ std::string Sha256::hex_digest() {
 }
 
 std::string sha256_of_file(const std::string& path) {
+  require_regular_file(path);
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw Error(path + ": cannot open: " + std::strerror(errno));
   Sha256 hash;

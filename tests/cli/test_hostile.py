@@ -93,3 +93,25 @@ class HostileFilesTest(TempDirTest):
                              ranks=ranks)
                 self.assertOneClearError(result, compressed + ": this rank's shard of /train (%d of 1000000000000 "
                                          "samples of 784 uint8 values) does not fit in memory" % (10**12 // ranks))
+
+    def test_pipes_and_folders_given_as_files_are_refused_without_blocking(self):
+        # open() on a FIFO waits for a writer: every rank hung, forever.
+        data, run_dir, checkpoint = self.trained_run()
+        fifo, folder = self.path("pipe"), self.path("folder")
+        os.mkfifo(fifo)
+        os.mkdir(folder)
+        for path, kind in ((fifo, "is a FIFO (named pipe), expected a file"), (folder, "is a directory, expected a file")):
+            with self.subTest(kind=kind):
+                for ranks in (1, 2):
+                    self.assertOneClearError(run(["train", "--data", path, "-q"], ranks=ranks, timeout=60),
+                                             path + ": " + kind)
+                    self.assertOneClearError(run(["train", "--data", data, "--config", path, "-q"], ranks=ranks,
+                                                 timeout=60), "--config " + path + ": " + kind)
+                    self.assertOneClearError(run(["train", "--run-dir", self.path("other"), "--resume", path, "-q"],
+                                                 ranks=ranks, timeout=60), path + ": " + kind)
+                self.assertOneClearError(run(["eval", "--checkpoint", path], timeout=60), path + ": " + kind)
+                self.assertOneClearError(run(["predict", "--checkpoint", checkpoint, path], timeout=60),
+                                         path + ": " + kind)
+                idx = ["--" + split for split in ("train-images", "train-labels", "test-images", "test-labels")]
+                convert = [word for option in idx for word in (option, path)] + ["--out", self.path("x.h5")]
+                self.assertOneClearError(run(["convert"] + convert, timeout=60), path + ": " + kind)
