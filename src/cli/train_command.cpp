@@ -12,6 +12,7 @@
 #include "dptrain/cli/options.hpp"
 #include "dptrain/comm/watchdog.hpp"
 #include "dptrain/error.hpp"
+#include "dptrain/train/run_folder.hpp"
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/train/trainer.hpp"
 #include "dptrain/util/files.hpp"
@@ -246,12 +247,12 @@ int train(const Args& args, const Communicator& comm) {
       if (resume_path == "auto") {
         if (vm["run-dir"].defaulted())
           throw Error("--resume auto needs --run-dir: the folder whose latest checkpoint to resume");
-        const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest.h5";
-        resume_path = fs::exists(latest) ? latest.string() : "";
+        resume_path = RunFolder::checkpoint_to_resume(run_dir);
       } else if (!fs::exists(resume_path)) {
         throw Error("--resume " + resume_path + ": no such checkpoint");
       }
     }
+    if (!vm.count("resume")) RunFolder::require_no_earlier_run(run_dir);
     if (!resume_path.empty()) {
       resume = read_checkpoint(resume_path);
       check_architecture_matches(vm, *resume, resume_path);

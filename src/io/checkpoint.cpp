@@ -87,21 +87,6 @@ std::vector<float> read_layers(hid_t group, const Mlp& model, const std::string&
   return buffer;
 }
 
-// The parameter count of `layers` without building anything, or an Error when
-// it exceeds kMaxCheckpointParameters (each size is at most 10^6, so no step overflows).
-std::size_t checked_parameter_count(const std::vector<int>& layers, const std::string& path) {
-  std::size_t total = 0;
-  for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
-    total += static_cast<std::size_t>(layers[i]) * static_cast<std::size_t>(layers[i + 1]) +
-             static_cast<std::size_t>(layers[i + 1]);
-    if (total > kMaxCheckpointParameters) {
-      throw Error(path + ": /model attribute layers " + join(layers, ",") + " means more than " +
-                  std::to_string(kMaxCheckpointParameters) + " parameters, the most a checkpoint may hold");
-    }
-  }
-  return total;
-}
-
 // The saved configuration's key = value lines (Boost.Program_options' INI
 // syntax: # comments, [section] prefixes). A key given twice is an error, as
 // it is for the parser that reads the same text on --resume.
@@ -278,16 +263,36 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
   }
 }
 
-void prune_checkpoints(const std::string& folder, std::int64_t keep) {
-  if (keep <= 0) return;
-  std::vector<std::pair<fs::file_time_type, fs::path>> files;
-  for (const auto& entry : fs::directory_iterator(folder)) {
+std::vector<std::string> checkpoint_files(const std::string& folder) {
+  std::vector<std::string> names;
+  std::error_code missing;
+  for (const auto& entry : fs::directory_iterator(folder, missing)) {
     const std::string name = entry.path().filename().string();
     const bool checkpoint = (name.starts_with("epoch-") || name.starts_with("step-")) && name.ends_with(".h5");
-    if (checkpoint && entry.is_regular_file()) files.emplace_back(entry.last_write_time(), entry.path());
+    if (checkpoint && entry.is_regular_file()) names.push_back(name);
   }
-  std::sort(files.begin(), files.end(), std::greater<>());
-  for (std::size_t i = static_cast<std::size_t>(keep); i < files.size(); ++i) fs::remove(files[i].second);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void prune_checkpoints(const std::string& folder, std::int64_t keep, const std::string& newest) {
+  if (keep <= 0) return;
+  // Ordered by the step each holds, not by modification time: times tie on
+  // file systems with coarse clocks (and a tie put step-* files after the
+  // epoch-* file just written), and a clock that steps back or a copy of the
+  // folder reorders them. The newest file, latest.h5's target, always stays.
+  std::vector<std::pair<std::int64_t, std::string>> others;
+  for (const std::string& name : checkpoint_files(folder)) {
+    if (name == newest) continue;
+    try {
+      others.emplace_back(checkpoint_global_step((fs::path(folder) / name).string()), name);
+    } catch (const Error&) {
+      // A file that does not read as a checkpoint is not this run's to delete.
+    }
+  }
+  std::sort(others.begin(), others.end(), std::greater<>());
+  for (std::size_t i = static_cast<std::size_t>(keep) - 1; i < others.size(); ++i)
+    fs::remove(fs::path(folder) / others[i].second);
 }
 
 void remove_stale_temporaries(const std::string& folder) {
@@ -312,7 +317,9 @@ void point_link_atomically(const std::string& link, const std::string& target) {
   fsync_path(folder_of(link), O_RDONLY | O_DIRECTORY);
 }
 
-Checkpoint read_checkpoint(const std::string& path) {
+namespace {
+
+h5::Handle open_checkpoint_file(const std::string& path) {
   // libhdf5 1.10.8 overruns buffers on some malformed metadata (fuzz_checkpoint
   // found one in its attribute decoder). Checkpoints are written with
   // checksummed metadata, which HDF5 verifies before decoding: a file without
@@ -327,7 +334,20 @@ Checkpoint read_checkpoint(const std::string& path) {
   // A v2 superblock checksums only itself: every object header on the way to
   // what is read is checked to be a checksummed one too, before HDF5 decodes it.
   h5::require_checksummed_root(path);
-  h5::Handle file = h5::open_file(path);
+  return h5::open_file(path);
+}
+
+}  // namespace
+
+std::int64_t checkpoint_global_step(const std::string& path) {
+  h5::Handle file = open_checkpoint_file(path);
+  h5::require_checksummed_path(file, "/progress", path);
+  h5::Handle p = h5::open_group(file, "/progress", path);
+  return h5::read_int_attribute(p, "global_step", path + ": /progress");
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  h5::Handle file = open_checkpoint_file(path);
   auto open_checked_group = [&](const std::string& name) {
     h5::require_checksummed_path(file, name, path);
     return h5::open_group(file, name, path);
@@ -358,7 +378,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   } catch (const Error& e) {
     throw Error(path + ": /model: " + e.what());
   }
-  const std::size_t parameter_count = checked_parameter_count(c.arch.layers, path);
+  const std::size_t parameter_count = c.arch.parameter_count();  // at most kMaxParameters: validated
 
   h5::Handle o = open_checked_group("/optimizer");
   const std::string ow = path + ": /optimizer";

@@ -1,5 +1,6 @@
 #include "dptrain/nn/mlp.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -12,19 +13,17 @@ namespace dptrain {
 
 std::vector<int> parse_layers(const std::string& text) {
   std::vector<int> sizes;
-  std::stringstream in(text);
+  // Digits only: stol alone would take " 16" and "+10", and getline drops the
+  // empty item after a trailing comma.
+  std::stringstream in(text + ",");
   std::string item;
   while (std::getline(in, item, ',')) {
-    std::size_t used = 0;
-    long value = 0;
-    try {
-      value = std::stol(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || value < 1 || value > 1'000'000) {
+    const bool digits = !item.empty() && item.size() <= 7 &&
+                        std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const long value = digits ? std::stol(item) : 0;
+    if (value < 1 || value > 1'000'000) {
       throw Error("--layers '" + text + "': '" + item +
-                  "' is not a layer size (expected positive integers separated by commas, "
+                  "' is not a layer size (expected integers 1..1000000 separated by commas, "
                   "e.g. 784,16,16,10)");
     }
     sizes.push_back(static_cast<int>(value));
@@ -34,12 +33,28 @@ std::vector<int> parse_layers(const std::string& text) {
 
 std::string Architecture::layers_string() const { return join(layers, ","); }
 
+std::size_t Architecture::parameter_count() const {
+  // Sizes are ints, so one layer's count fits a size_t; stopping just past
+  // the limit keeps the sum of thousands of them from wrapping.
+  std::size_t total = 0;
+  for (std::size_t i = 0; i + 1 < layers.size() && total <= kMaxParameters; ++i) {
+    total += static_cast<std::size_t>(layers[i]) * static_cast<std::size_t>(layers[i + 1]) +
+             static_cast<std::size_t>(layers[i + 1]);
+  }
+  return std::min(total, kMaxParameters + 1);
+}
+
 void Architecture::validate() const {
   if (layers.size() < 2) {
     throw Error("--layers '" + layers_string() + "': needs at least an input and an output size, e.g. 784,16,16,10");
   }
   for (int n : layers) {
     if (n < 1) throw Error("--layers '" + layers_string() + "': sizes must be positive");
+  }
+  if (parameter_count() > kMaxParameters) {
+    throw Error("--layers '" + layers_string() + "': more than " + std::to_string(kMaxParameters) +
+                " parameters, the most dptrain trains (4 GiB of float32 for each of parameters, gradients and "
+                "velocities)");
   }
   if (hidden == Activation::softmax) {
     throw Error("--activation softmax: hidden layers take sigmoid, tanh or relu");

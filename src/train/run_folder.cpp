@@ -1,6 +1,11 @@
 #include "dptrain/train/run_folder.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "dptrain/error.hpp"
@@ -8,7 +13,69 @@
 namespace dptrain {
 namespace fs = std::filesystem;
 
+namespace {
+
+fs::path checkpoints_of(const std::string& run_dir) { return fs::path(run_dir) / "checkpoints"; }
+
+// An fcntl lock, which NFS and Lustre honour (flock is local to a client on
+// some of them). The kernel releases it when the process ends, however it ends.
+int lock_folder(const std::string& run_dir) {
+  const std::string path = (fs::path(run_dir) / ".lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path + ": cannot create the run's lock file: " + std::strerror(errno));
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_SETLK, &lock) == 0) return fd;
+  const int saved = errno;
+  struct flock holder {};
+  holder.l_type = F_WRLCK;
+  holder.l_whence = SEEK_SET;
+  const bool known = ::fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != F_UNLCK;
+  ::close(fd);
+  if (saved == EACCES || saved == EAGAIN) {
+    throw Error("--run-dir " + run_dir + ": in use by another dptrain run" +
+                (known ? " (process " + std::to_string(holder.l_pid) + " holds " + path + ")" : "") +
+                "; give each run its own --run-dir");
+  }
+  throw Error(path + ": cannot lock the run folder: " + std::strerror(saved));
+}
+
+}  // namespace
+
 RunFolder::RunFolder(const Communicator& comm, const TrainConfig& config) : comm_(comm), config_(config) {}
+
+RunFolder::~RunFolder() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::string RunFolder::checkpoint_to_resume(const std::string& run_dir) {
+  const fs::path latest = checkpoints_of(run_dir) / "latest.h5";
+  if (fs::is_symlink(latest)) {
+    if (!fs::exists(latest)) {
+      throw Error(latest.string() + " points to " + fs::read_symlink(latest).string() +
+                  ", which is missing: resume from one of the checkpoints left with --resume PATH");
+    }
+    return latest.string();
+  }
+  if (fs::exists(latest)) return latest.string();
+  const std::vector<std::string> left = checkpoint_files(checkpoints_of(run_dir).string());
+  if (!left.empty()) {
+    throw Error(checkpoints_of(run_dir).string() + " holds " + std::to_string(left.size()) +
+                " checkpoints (the last by name " + left.back() +
+                ") but no latest.h5: resume from one of them with --resume PATH");
+  }
+  return "";
+}
+
+void RunFolder::require_no_earlier_run(const std::string& run_dir) {
+  const fs::path folder = checkpoints_of(run_dir);
+  const bool latest = fs::is_symlink(folder / "latest.h5") || fs::exists(folder / "latest.h5");
+  if (latest || !checkpoint_files(folder.string()).empty()) {
+    throw Error("--run-dir " + run_dir + ": holds the checkpoints of an earlier run; continue it with --resume auto, "
+                "or start this one in a new --run-dir");
+  }
+}
 
 std::string RunFolder::checkpoint_folder() const { return (fs::path(config_.run_dir) / "checkpoints").string(); }
 
@@ -28,6 +95,7 @@ void RunFolder::prepare() {
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
     fs::create_directories(checkpoint_folder());
+    lock_fd_ = lock_folder(config_.run_dir);
     remove_stale_temporaries(checkpoint_folder());
     const std::string metrics_path = (fs::path(config_.run_dir) / "metrics.jsonl").string();
     metrics_.open(metrics_path, std::ios::app);
@@ -62,7 +130,7 @@ void RunFolder::save_checkpoint(const std::string& name, const Mlp& model, const
     write_checkpoint((fs::path(folder) / name).string(), model, optimizer, config_.optimizer, progress,
                      config_.to_ini());
     point_link_atomically((fs::path(folder) / "latest.h5").string(), name);
-    prune_checkpoints(folder, config_.keep_checkpoints);
+    prune_checkpoints(folder, config_.keep_checkpoints, name);
   });
 }
 

@@ -103,10 +103,11 @@ class HostileFilesTest(TempDirTest):
         for path, kind in ((fifo, "is a FIFO (named pipe), expected a file"), (folder, "is a directory, expected a file")):
             with self.subTest(kind=kind):
                 for ranks in (1, 2):
-                    self.assertOneClearError(run(["train", "--data", path, "-q"], ranks=ranks, timeout=60),
+                    self.assertOneClearError(run(["train", "--data", path, "--run-dir", self.path("unused"), "-q"],
+                                                 ranks=ranks, timeout=60),
                                              path + ": " + kind)
-                    self.assertOneClearError(run(["train", "--data", data, "--config", path, "-q"], ranks=ranks,
-                                                 timeout=60), "--config " + path + ": " + kind)
+                    self.assertOneClearError(run(["train", "--data", data, "--config", path, "--run-dir",
+                                                  self.path("unused"), "-q"], ranks=ranks, timeout=60), "--config " + path + ": " + kind)
                     self.assertOneClearError(run(["train", "--run-dir", self.path("other"), "--resume", path, "-q"],
                                                  ranks=ranks, timeout=60), path + ": " + kind)
                 self.assertOneClearError(run(["eval", "--checkpoint", path], timeout=60), path + ": " + kind)

@@ -8,8 +8,8 @@ import unittest
 import h5py
 import numpy as np
 
-from common import (TempDirTest, independent_accuracy, read_params, run, synthetic_mnist,
-                    write_data_h5)
+from common import (DEADLINE, Result, TempDirTest, command_line, independent_accuracy, read_params, run, start, stop,
+                    synthetic_mnist, wait_for, write_data_h5)
 
 SMALL = {"--layers": "784,32,10", "--activation": "relu", "--output": "softmax", "--loss": "cross-entropy",
          "--lr": "0.1", "--momentum": "0.9", "--batch-size": "20", "--epochs": "3"}
@@ -27,6 +27,11 @@ def small(*overrides):
         else:
             extra.append(flag)
     return [item for pair in options.items() for item in pair] + extra + ["-q"]
+
+
+def contents(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class TrainTest(TempDirTest):
@@ -115,7 +120,7 @@ class TrainTest(TempDirTest):
             f.create_dataset("train/images", data=self.train[0])
             f.create_dataset("train/labels", data=self.train[1])
         cases = [
-            (["--data", self.path("missing.h5")], "missing.h5: cannot open as HDF5: unable to open file"),
+            (["--data", self.path("missing.h5")], "missing.h5: cannot open: No such file or directory"),
             (["--data", self.path("text.h5")], "text.h5: cannot open as HDF5: file signature not found"),
             (["--data", truncated], "truncated.h5: cannot open as HDF5: truncated file"),
             (["--data", self.path("labels.h5")], "label 12 of sample 399 in /train/labels is outside [0, 10)"),
@@ -206,6 +211,52 @@ class TrainTest(TempDirTest):
         # --resume auto in an empty run dir is a fresh start.
         fresh = run(["train", "--data", self.data, "--run-dir", self.path("new"), "--resume", "auto"] + small(), ranks=2)
         self.assertEqual(fresh.code, 0, fresh)
+
+    def test_a_run_folder_holds_one_run(self):
+        self.assertEqual(self.train_run("r", "--epochs", "2").code, 0)
+        folder = self.path("r", "checkpoints")
+        before = {name: contents(os.path.join(folder, name)) for name in ("epoch-0001.h5", "epoch-0002.h5")}
+        metrics = contents(self.path("r", "metrics.jsonl"))
+        # A second fresh run into the folder would overwrite epoch-0001.h5 and mix two runs in metrics.jsonl.
+        for ranks in (1, 2):
+            self.assertOneClearError(self.train_run("r", ranks=ranks), "--run-dir " + self.path("r") +
+                                     ": holds the checkpoints of an earlier run; continue it with --resume auto")
+        # A second job in the folder while the first one is running (paused in its checkpoint write).
+        pause = self.path("paused")
+        first = start(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "3", "-q"], ranks=2,
+                      env={"DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE": pause})
+        self.addCleanup(stop, first)
+        wait_for(lambda: os.path.exists(pause), DEADLINE, "the first job to pause in its checkpoint write")
+        second = run(["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "4", "-q"], ranks=2)
+        self.assertOneClearError(second, "--run-dir " + self.path("r") + ": in use by another dptrain run (process ")
+        os.remove(pause)
+        out, err = first.communicate(timeout=DEADLINE)
+        self.assertEqual(first.returncode, 0, err)
+        self.assertEqual(os.readlink(os.path.join(folder, "latest.h5")), "epoch-0003.h5")
+        self.assertEqual({name: contents(os.path.join(folder, name)) for name in before}, before)
+        self.assertEqual(contents(self.path("r", "metrics.jsonl")).count(b"\n"), metrics.count(b"\n") + 1)
+
+        # latest.h5 whose target is gone: a fresh start would write over the checkpoints that are left.
+        os.remove(os.path.join(folder, "epoch-0003.h5"))
+        resume = ["train", "--run-dir", self.path("r"), "--resume", "auto", "--epochs", "4", "-q"]
+        self.assertOneClearError(run(resume, ranks=2), os.path.join(folder, "latest.h5") +
+                                 " points to epoch-0003.h5, which is missing: resume from one of the checkpoints left")
+        os.remove(os.path.join(folder, "latest.h5"))
+        self.assertOneClearError(run(resume, ranks=2), folder + " holds 2 checkpoints (the last by name "
+                                 "epoch-0002.h5) but no latest.h5")
+        self.assertEqual(sorted(os.listdir(folder)), ["epoch-0001.h5", "epoch-0002.h5"])
+
+    def test_keep_checkpoints_keeps_the_newest_through_a_resume(self):
+        self.assertEqual(self.train_run("r", "--epochs", "3", "--keep-checkpoints", "2").code, 0)
+        folder = self.path("r", "checkpoints")
+        self.assertEqual(sorted(os.listdir(folder)), ["epoch-0002.h5", "epoch-0003.h5", "latest.h5"])
+        # Resumed from epoch 2 (its own folder's file, whose time is now older), it rewrites epoch 3 and keeps it.
+        epoch_2 = os.path.join(folder, "epoch-0002.h5")
+        os.utime(epoch_2, (0, 2_000_000_000))  # a time in 2033: time order would call it the newest
+        result = run(["train", "--run-dir", self.path("r"), "--resume", epoch_2, "--epochs", "4", "-q"], ranks=2)
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(sorted(os.listdir(folder)), ["epoch-0003.h5", "epoch-0004.h5", "latest.h5"])
+        self.assertEqual(os.readlink(os.path.join(folder, "latest.h5")), "epoch-0004.h5")
 
     def test_resume_refuses_a_conflicting_architecture(self):
         self.assertEqual(self.train_run("r", "--epochs", "1").code, 0)

@@ -142,10 +142,10 @@ TEST(HostileCheckpoints, HugeDimensionsAreRefusedBeforeAllocating) {
     h5::Handle model(H5Gopen2(file, "/model", H5P_DEFAULT), H5Gclose);
     h5::write_attribute(model, "layers", std::vector<std::int64_t>{1'000'000, 1'000'000, 10});
   });
-  EXPECT_ERROR_HAS(w, "/model attribute layers 1000000,1000000,10 means more than 1073741824 parameters");
+  EXPECT_ERROR_HAS(w, "/model: --layers '1000000,1000000,10': more than 1073741824 parameters");
 }
 
-// Within kMaxCheckpointParameters but not within the file: 1000000-1073-2
+// Within kMaxParameters but not within the file: 1000000-1073-2
 // needs 8 GiB of parameters and velocities, which a 10 KB file cannot hold.
 // Refused before anything is allocated for them.
 TEST(HostileCheckpoints, ArchitecturesLargerThanTheFileAreRefusedBeforeAllocating) {

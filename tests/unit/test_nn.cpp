@@ -221,7 +221,32 @@ TEST(Architecture, RejectsWhatCannotWork) {
   EXPECT_THROW(parse_layers("784,,10"), std::exception);
   EXPECT_THROW(parse_layers("784,-3,10"), std::exception);
   EXPECT_THROW(parse_layers("784,16x,10"), std::exception);
+  for (const char* typo : {"784,10,", ",784,10", "784, 16,10", "784,+16,10", "784,1000001,10", "", "784,0010000000"})
+    EXPECT_THROW(parse_layers(typo), Error) << typo;
   EXPECT_EQ(parse_layers("784,16,16,10"), (std::vector<int>{784, 16, 16, 10}));
+  EXPECT_EQ(parse_layers("0784,1000000,10"), (std::vector<int>{784, 1000000, 10}));
+}
+
+TEST(Architecture, ParameterCountsPastTheLimitAreRefusedBeforeAnyAllocation) {
+  const Architecture wide{{784, 1'000'000, 1'000'000, 10}};  // 10^12 weights: a typo of 1000
+  EXPECT_EQ(wide.parameter_count(), kMaxParameters + 1);
+  try {
+    wide.validate();
+    ADD_FAILURE() << "validate() accepted 10^12 parameters";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'784,1000000,1000000,10': more than 1073741824 parameters"),
+              std::string::npos)
+        << e.what();
+  }
+  // Thousands of the largest layers: the count must not wrap around to something small.
+  const Architecture deep{std::vector<int>(5000, 1'000'000)};
+  EXPECT_EQ(deep.parameter_count(), kMaxParameters + 1);
+  EXPECT_THROW(deep.validate(), Error);
+  const Architecture reference{{784, 16, 16, 10}};
+  EXPECT_EQ(reference.parameter_count(), 784u * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10);
+  // 1023 x 2^20 weights and 2^20 biases are 2^30 exactly: the limit is allowed, one more input is not.
+  EXPECT_NO_THROW(Architecture({{1023, 1 << 20}}).validate());
+  EXPECT_THROW(Architecture({{1024, 1 << 20}}).validate(), Error);
 }
 
 TEST(Mlp, ParametersAreOneFlatBufferOfTheExpectedSize) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <xmmintrin.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -324,6 +325,31 @@ TEST(Checkpoint, LatestLinkIsReplacedAtomically) {
   point_link_atomically(dir / "latest.h5", "epoch-0002.h5");
   EXPECT_EQ(read_bytes(dir / "latest.h5"), std::vector<std::uint8_t>{2});
   EXPECT_EQ(std::filesystem::read_symlink(dir / "latest.h5"), "epoch-0002.h5");
+}
+
+TEST(Checkpoint, PruningKeepsTheNewestAndTheHighestStepsWhateverTheFileTimes) {
+  TempDir dir;
+  Saved s;
+  const std::vector<std::pair<std::string, std::int64_t>> steps = {
+      {"epoch-0001.h5", 100}, {"step-000000150.h5", 150}, {"epoch-0002.h5", 200}, {"epoch-0003.h5", 300}};
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    s.progress.global_step = steps[i].second;
+    write_checkpoint(dir / steps[i].first, s.model, s.optimizer, s.settings, s.progress, s.config());
+    // Modification times in the reverse order of the steps, as after a copy or a clock stepped back.
+    std::filesystem::last_write_time(dir / steps[i].first, now - std::chrono::hours(static_cast<int>(i)));
+    EXPECT_EQ(checkpoint_global_step(dir / steps[i].first), steps[i].second);
+  }
+  write_bytes(dir / "epoch-0009.h5", {1, 2, 3});  // not a checkpoint: not ours to delete
+  auto left = [&] { return checkpoint_files(dir.path().string()); };
+
+  prune_checkpoints(dir.path().string(), 3, "epoch-0001.h5");  // a run resumed from epoch 1 has just rewritten it
+  EXPECT_EQ(left(), (std::vector<std::string>{"epoch-0001.h5", "epoch-0002.h5", "epoch-0003.h5", "epoch-0009.h5"}));
+  prune_checkpoints(dir.path().string(), 1, "epoch-0001.h5");
+  EXPECT_EQ(left(), (std::vector<std::string>{"epoch-0001.h5", "epoch-0009.h5"}));
+  prune_checkpoints(dir.path().string(), 0, "epoch-0001.h5");  // 0 keeps all
+  EXPECT_EQ(left().size(), 2u);
+  EXPECT_TRUE(checkpoint_files(dir / "absent").empty());
 }
 
 }  // namespace

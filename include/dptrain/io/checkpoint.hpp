@@ -31,10 +31,6 @@ inline constexpr std::int64_t kCheckpointFormatVersion = 1;
 // whose metadata checksums HDF5 verifies before decoding anything.
 inline constexpr int kCheckpointMinSuperblock = 2;
 
-// The most parameters a checkpoint may hold (4 GiB of float32): a crafted
-// /model attribute layers must not make the reader allocate without bound.
-inline constexpr std::size_t kMaxCheckpointParameters = std::size_t{1} << 30;
-
 struct Progress {
   std::int64_t epochs_done = 0;
   std::int64_t step_in_epoch = 0;  // steps of epoch epochs_done+1 already taken
@@ -71,7 +67,7 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
 
 // Reads and validates a checkpoint; errors name the file and the field.
 // Before anything is allocated or copied: the architecture attributes are
-// checked (sizes, kMaxCheckpointParameters), every parameter dataset's type,
+// checked (sizes, kMaxParameters), every parameter dataset's type,
 // shape and stored size against that architecture, and the saved INI
 // configuration against the /model, /optimizer and /progress attributes.
 Checkpoint read_checkpoint(const std::string& path);
@@ -80,9 +76,18 @@ Checkpoint read_checkpoint(const std::string& path);
 // checkpoint's architecture (an Error naming `path` otherwise, nothing copied).
 void load_parameters(const Checkpoint& checkpoint, Mlp& model, const std::string& path);
 
-// Keeps the `keep` newest checkpoint files (epoch-*.h5, step-*.h5) of a
-// folder and removes older ones; keep = 0 keeps all.
-void prune_checkpoints(const std::string& folder, std::int64_t keep);
+// The global step a checkpoint was taken at (its /progress attribute
+// global_step), read without the parameters.
+std::int64_t checkpoint_global_step(const std::string& path);
+
+// The names of a folder's checkpoint files (epoch-*.h5, step-*.h5), sorted;
+// none when the folder does not exist.
+std::vector<std::string> checkpoint_files(const std::string& folder);
+
+// Keeps `keep` checkpoint files of a folder: `newest` (the one just written,
+// whatever the others hold) and the keep-1 others of the highest global step;
+// removes the rest. keep = 0 keeps all.
+void prune_checkpoints(const std::string& folder, std::int64_t keep, const std::string& newest);
 
 // Removes temporary files that a writer killed mid-write left behind.
 void remove_stale_temporaries(const std::string& folder);

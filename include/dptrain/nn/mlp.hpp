@@ -17,13 +17,19 @@
 
 namespace dptrain {
 
+// The most parameters a network may have: 4 GiB of float32 per buffer
+// (parameters, gradients, velocities). Past it the sizes are a typo or a
+// crafted checkpoint, and the first allocation would fail with a bare bad_alloc.
+inline constexpr std::size_t kMaxParameters = std::size_t{1} << 30;
+
 struct Architecture {
   std::vector<int> layers;  // sizes, input first: {784, 16, 16, 10}
   Activation hidden = Activation::sigmoid;
   Activation output = Activation::sigmoid;
   Loss loss = Loss::mse;
 
-  void validate() const;  // throws Error naming the bad value
+  void validate() const;  // throws Error naming the bad value (kMaxParameters included)
+  std::size_t parameter_count() const;  // weights and biases; kMaxParameters + 1 when above it
   int inputs() const { return layers.front(); }
   int outputs() const { return layers.back(); }
   std::string layers_string() const;  // "784,16,16,10"

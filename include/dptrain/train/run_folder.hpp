@@ -5,8 +5,11 @@
 //   data.json        which rows each rank read, and how many bytes
 //   checkpoints/     epoch-NNNN.h5, step-NNNNNNNNN.h5, latest.h5 -> newest
 //   profile/         rank-R.json Chrome traces (--profile)
+//   .lock            locked by the run using the folder (fcntl, as NFS supports)
 // Rank 0 writes all but the profiles; the calls are collective so that a
 // failure (a full disk, a read-only folder) is an error on every rank.
+// One folder holds one run: a fresh run refuses a folder that holds an earlier
+// run's checkpoints, and a second job refuses a folder that another is using.
 #include <fstream>
 #include <string>
 
@@ -19,6 +22,18 @@ namespace dptrain {
 class RunFolder {
  public:
   RunFolder(const Communicator& comm, const TrainConfig& config);
+  ~RunFolder();
+  RunFolder(const RunFolder&) = delete;
+  RunFolder& operator=(const RunFolder&) = delete;
+
+  // What --resume auto continues from: RUN_DIR/checkpoints/latest.h5, or ""
+  // when the folder holds no checkpoint yet. A latest.h5 whose target is gone,
+  // or checkpoints without a latest.h5, are errors, not a fresh start: that
+  // would write epoch-0001.h5 onwards over the checkpoints that are left.
+  static std::string checkpoint_to_resume(const std::string& run_dir);
+  // A run that does not resume must not write into an earlier run's folder:
+  // it would overwrite the checkpoints and mix two runs in metrics.jsonl.
+  static void require_no_earlier_run(const std::string& run_dir);
 
   std::string checkpoint_folder() const;
   // Creates the folders, clears temporaries a killed writer left, writes
@@ -37,6 +52,7 @@ class RunFolder {
   const Communicator& comm_;
   const TrainConfig& config_;
   std::ofstream metrics_;
+  int lock_fd_ = -1;  // rank 0's, held for the run
 };
 
 }  // namespace dptrain
