@@ -1,6 +1,7 @@
 #include "dptrain/comm/node_reducer.hpp"
 
 #include <sched.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -92,6 +93,28 @@ std::size_t part_bytes(std::size_t count, int node_rank, int node_size, std::siz
   return kLine + slot + (node_size > 1 ? slot : 0) + round_up_to_line(shared_count * sizeof(T));
 }
 
+std::string mib(unsigned long long bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+// Open MPI backs a shared window with a file in /dev/shm, and when it does
+// not fit, MPI_Win_allocate_shared ends the job with pages of MPI output (a
+// container's /dev/shm is 64 MiB by default). The space is checked first, on
+// every node, so that a shortage is one error on every rank. Collective.
+std::size_t checked_part_bytes(const Communicator& comm, MPI_Comm node, std::size_t part) {
+  const unsigned long long page = 4096, mine = (part + page - 1) / page * page;
+  unsigned long long needed = 0;
+  MPI_Allreduce(&mine, &needed, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, node);
+  comm.collectively([&] {
+    struct statvfs shm {};
+    if (rank_in(node) != 0 || ::statvfs("/dev/shm", &shm) != 0) return;  // no /dev/shm: MPI's choice of place
+    const unsigned long long free = static_cast<unsigned long long>(shm.f_bavail) * shm.f_frsize;
+    if (needed > free) {
+      throw Error("--reduce shm: the node's shared-memory segment needs " + mib(needed) + " in /dev/shm, which has " +
+                  mib(free) + " free: enlarge /dev/shm (docker run --shm-size, or its tmpfs mount) or use --reduce mpi");
+    }
+  });
+  return part;
+}
+
 std::uint64_t load_acquire(std::uint64_t* counter) {
   return std::atomic_ref<std::uint64_t>(*counter).load(std::memory_order_acquire);
 }
@@ -170,7 +193,8 @@ NodeReducer<T>::NodeReducer(const Communicator& comm, std::size_t count, NodeSyn
       leaders_comm_(split_leaders(comm, rank_in(node_comm_.get()) == 0)),
       node_rank_(rank_in(node_comm_.get())),
       node_size_(size_of(node_comm_.get())),
-      window_(node_comm_.get(), part_bytes<T>(count, node_rank_, node_size_, shared_count)) {
+      window_(node_comm_.get(),
+              checked_part_bytes(comm, node_comm_.get(), part_bytes<T>(count, node_rank_, node_size_, shared_count))) {
   if (count_ > static_cast<std::size_t>(INT_MAX)) {
     throw Error("a buffer of " + std::to_string(count_) + " values is too large for one MPI call");
   }

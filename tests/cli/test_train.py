@@ -281,6 +281,31 @@ class TrainTest(TempDirTest):
         finally:
             subprocess.run(["umount", disk])
 
+    def test_a_small_dev_shm_is_one_clear_error_with_the_way_out(self):
+        # A container's /dev/shm (64 MiB in Docker) can be smaller than the node's
+        # gradient segment: MPI_Win_allocate_shared used to end the job with pages of MPI output.
+        # 784-1024-1024-10 with momentum needs about 36 MiB on 2 ranks; Open MPI's own segments fit in 16.
+        wide = small("--layers", "784,1024,1024,10", "--epochs", "1")
+        inner = " ".join(command_line(["train", "--data", self.data, "--run-dir", self.path("RUN")] + wide, ranks=2))
+        script = "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec " + inner
+        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o "
+                                "size=16m tmpfs /dev/shm"], capture_output=True)
+        if probe.returncode:
+            self.skipTest("cannot mount a tmpfs over /dev/shm in a mount namespace here (needs root)")
+        for method, run_dir in (("shm", "shm"), ("mpi", "mpi")):
+            completed = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                        script.replace("RUN", run_dir) + " --reduce " + method],
+                                       capture_output=True, text=True, timeout=DEADLINE,
+                                       env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+            result = Result(completed)
+            if method == "shm":
+                self.assertOneClearError(result, "--reduce shm: the node's shared-memory segment needs 36 MiB in "
+                                         "/dev/shm, which has ")
+                self.assertIn("or use --reduce mpi", result.err)
+                self.assertNotIn("MPI_Win_allocate_shared", result.err)
+            else:
+                self.assertEqual(result.code, 0, result)
+
 
 if __name__ == "__main__":
     unittest.main()
