@@ -62,8 +62,8 @@ po::options_description train_options(const std::string& default_run_dir) {
        "exact gradient sums: bit-identical results on any number of ranks (slower; see README)")
       ("run-dir", po::value<std::string>()->default_value(default_run_dir),
        "folder for metrics.jsonl, config.ini and checkpoints/ (default: runs/<UTC time>)")
-      ("resume", po::value<std::string>(), "checkpoint to resume from, or 'auto': RUN_DIR/checkpoints/latest.h5 "
-                                           "if it exists, else a fresh start")
+      ("resume", po::value<std::string>(), "checkpoint to resume from, or 'auto': RUN_DIR/checkpoints/latest.h5, "
+                                           "or a fresh start when the run dir has no checkpoints")
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
       ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
       ("threads", po::value<int>()->default_value(0),
