@@ -109,7 +109,8 @@ std::size_t checked_part_bytes(const Communicator& comm, MPI_Comm node, std::siz
     const unsigned long long free = static_cast<unsigned long long>(shm.f_bavail) * shm.f_frsize;
     if (needed > free) {
       throw Error("--reduce shm: the node's shared-memory segment needs " + mib(needed) + " in /dev/shm, which has " +
-                  mib(free) + " free: enlarge /dev/shm (docker run --shm-size, or its tmpfs mount) or use --reduce mpi");
+                  mib(free) +
+                  " free: enlarge /dev/shm (docker run --shm-size, or its tmpfs mount) or use --reduce mpi");
     }
   });
   return part;

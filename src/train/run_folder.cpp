@@ -72,7 +72,8 @@ void RunFolder::require_no_earlier_run(const std::string& run_dir) {
   const fs::path folder = checkpoints_of(run_dir);
   const bool latest = fs::is_symlink(folder / "latest.h5") || fs::exists(folder / "latest.h5");
   if (latest || !checkpoint_files(folder.string()).empty()) {
-    throw Error("--run-dir " + run_dir + ": holds the checkpoints of an earlier run; continue it with --resume auto, "
+    throw Error("--run-dir " + run_dir +
+                ": holds the checkpoints of an earlier run; continue it with --resume auto, "
                 "or start this one in a new --run-dir");
   }
 }

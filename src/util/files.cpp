@@ -25,7 +25,8 @@ const char* kind_of(mode_t mode) {
 void require_regular_file(const std::string& path) {
   struct stat status {};
   if (::stat(path.c_str(), &status) != 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  if (!S_ISREG(status.st_mode)) throw Error(path + ": is " + std::string(kind_of(status.st_mode)) + ", expected a file");
+  if (!S_ISREG(status.st_mode))
+    throw Error(path + ": is " + std::string(kind_of(status.st_mode)) + ", expected a file");
 }
 
 }  // namespace dptrain

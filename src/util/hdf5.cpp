@@ -213,7 +213,8 @@ void require_checksummed_path(hid_t file, const std::string& object_path, const 
     H5L_info_t link;
     check_status(H5Lget_info(file, prefix.c_str(), &link, H5P_DEFAULT), path + ": cannot read link " + prefix);
     if (link.type != H5L_TYPE_HARD) {
-      throw Error(path + ": " + prefix + " is a soft or external link, expected the object itself (as dptrain "
+      throw Error(path + ": " + prefix +
+                  " is a soft or external link, expected the object itself (as dptrain "
                   "writes it)");
     }
     require_ohdr(path, sb, link.u.address, prefix);

@@ -312,7 +312,7 @@ TEST(Dataset, SampleShapesThatOverflowAreRefused) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(path + ": dataset /train/images has shape [6,4611686018427387905,4], whose "
-                                         "number of values overflows 64 bits"),
+                                                "number of values overflows 64 bits"),
               std::string::npos)
         << e.what();
   }

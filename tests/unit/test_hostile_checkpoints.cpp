@@ -66,8 +66,7 @@ h5::Handle recreate_first_weight(hid_t file, hid_t create) {
   if (H5Ldelete(file, "/model/layer_0/weight", H5P_DEFAULT) < 0) return {};
   const hsize_t dims[] = {4, 6};
   h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
-  return {H5Dcreate2(file, "/model/layer_0/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT),
-          H5Dclose};
+  return {H5Dcreate2(file, "/model/layer_0/weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT), H5Dclose};
 }
 
 #define EXPECT_ERROR_HAS(written, fragment)                                       \
@@ -154,8 +153,9 @@ TEST(HostileCheckpoints, ArchitecturesLargerThanTheFileAreRefusedBeforeAllocatin
     h5::Handle model(H5Gopen2(file, "/model", H5P_DEFAULT), H5Gclose);
     h5::write_attribute(model, "layers", std::vector<std::int64_t>{1'000'000, 1073, 2});
   });
-  EXPECT_ERROR_HAS(w, "/model attribute layers 1000000,1073,2 means 1073003221 parameters and as many velocities "
-                      "(8584025768 bytes), but the file has only ");
+  EXPECT_ERROR_HAS(w,
+                   "/model attribute layers 1000000,1073,2 means 1073003221 parameters and as many velocities "
+                   "(8584025768 bytes), but the file has only ");
 }
 
 // dptrain writes no filters; a compressed dataset's size is not bounded by

@@ -43,8 +43,9 @@ TEST(HostileIdx, AGzipStreamLongerThanItsHeaderIsRefusedAtTheFirstExtraByte) {
   bomb[3] = 1;  // one dimension
   bomb[7] = 2;  // of 2
   write_gzip(dir / "bomb.idx.gz", bomb);
-  EXPECT_NE(idx_error(dir / "bomb.idx.gz").find("bomb.idx.gz: has trailing bytes: header says 2 = 2 bytes of data, "
-                                                "file has more"),
+  EXPECT_NE(idx_error(dir / "bomb.idx.gz")
+                .find("bomb.idx.gz: has trailing bytes: header says 2 = 2 bytes of data, "
+                      "file has more"),
             std::string::npos);
 }
 
@@ -53,8 +54,9 @@ TEST(HostileIdx, AGzipStreamLongerThanItsHeaderIsRefusedAtTheFirstExtraByte) {
 TEST(HostileIdx, AHeaderLargerThanItsGzipStreamCanHoldIsRefused) {
   TempDir dir;
   write_gzip(dir / "liar.idx.gz", {0, 0, 8, 2, 0, 1, 0, 0, 0, 1, 0, 0, 7});  // 65536 x 65536 bytes declared
-  EXPECT_NE(idx_error(dir / "liar.idx.gz").find("liar.idx.gz: truncated: header says 65536x65536 = 4294967296 bytes "
-                                                "of data, more than its gzip stream can inflate to"),
+  EXPECT_NE(idx_error(dir / "liar.idx.gz")
+                .find("liar.idx.gz: truncated: header says 65536x65536 = 4294967296 bytes "
+                      "of data, more than its gzip stream can inflate to"),
             std::string::npos)
       << idx_error(dir / "liar.idx.gz");
 }

@@ -28,7 +28,7 @@ struct Architecture {
   Activation output = Activation::sigmoid;
   Loss loss = Loss::mse;
 
-  void validate() const;  // throws Error naming the bad value (kMaxParameters included)
+  void validate() const;                // throws Error naming the bad value (kMaxParameters included)
   std::size_t parameter_count() const;  // weights and biases; kMaxParameters + 1 when above it
   int inputs() const { return layers.front(); }
   int outputs() const { return layers.back(); }
