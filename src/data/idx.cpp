@@ -26,11 +26,6 @@ class IdxReader {
     if (!file_) throw Error(path + ": cannot open: " + std::strerror(errno));
   }
 
-  static gzFile open_gzip(const std::string& path) {
-    require_regular_file(path);
-    return gzopen(path.c_str(), "rb");
-  }
-
   // Appends up to `count` more bytes to `bytes`, fewer only at the end of the data.
   void read(std::vector<std::uint8_t>& bytes, std::size_t count) {
     while (count > 0) {
@@ -66,6 +61,12 @@ class IdxReader {
   }
 
  private:
+  // gzopen on a FIFO would block until a writer came.
+  static gzFile open_gzip(const std::string& path) {
+    require_regular_file(path);
+    return gzopen(path.c_str(), "rb");
+  }
+
   std::string path_;
   std::unique_ptr<gzFile_s, int (*)(gzFile)> file_;
 };
