@@ -16,6 +16,7 @@
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/util/denormals.hpp"
 #include "dptrain/util/json.hpp"
+#include "dptrain/util/test_hooks.hpp"
 #include "dptrain/util/text.hpp"
 
 namespace dptrain {
@@ -235,6 +236,7 @@ bool Trainer::train_epoch(std::int64_t epoch) {
 bool Trainer::train_step(std::int64_t epoch) {
   const std::int64_t step = progress_.step_in_epoch;
   Watchdog::arm("compute", progress_.global_step + 1);
+  test_hooks::delay_step_if_requested(comm_.rank(), progress_.global_step);  // test hook (a slow rank)
   timer_.begin_step();
   const int rows = data_.batches().step_rows(step, batch_samples_, micro_batches_, micro_batch_count_);
   data_.train().gather(std::span(batch_samples_).first(static_cast<std::size_t>(rows)), workspace_.input(rows),

@@ -51,9 +51,10 @@ def command_line(args, ranks=None, mpi_args=()):
     return command
 
 
-def run(args, ranks=None, timeout=DEADLINE, cwd=None, mpi_args=()):
-    """Runs dptrain (under mpirun when ranks is given); never hangs past timeout."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+def run(args, ranks=None, timeout=DEADLINE, cwd=None, mpi_args=(), env=None):
+    """Runs dptrain (under mpirun when ranks is given); never hangs past timeout.
+    `env` adds variables (mpirun passes its environment on to every rank)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **(env or {}))
     completed = subprocess.run(command_line(args, ranks, mpi_args), capture_output=True, text=True,
                                timeout=timeout, cwd=cwd, env=env)
     return Result(completed)

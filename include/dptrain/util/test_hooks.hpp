@@ -1,4 +1,6 @@
 #pragma once
+#include <cstdint>
+
 // Hooks that let a test make a rare moment certain instead of hoping to hit
 // it (issue 11: "tests that cannot flake"). Each is a no-op unless its
 // environment variable is set, which only the tests do.
@@ -11,5 +13,14 @@ namespace dptrain::test_hooks {
 // Used as DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE inside write_checkpoint,
 // between the complete temporary file and its rename.
 void pause_if_requested(const char* variable);
+
+// DPTRAIN_TEST_SLOW_RANK="RANK:MS:COUNT" makes rank RANK sleep MS
+// milliseconds at the start of global steps 1 to COUNT, so that the other
+// ranks wait that long in the reduction: a slow rank whose pauses are
+// counted, not timed from outside. Step 0 is left out because the ranks do
+// not start it together (setup takes each its own time); every later step
+// starts when the previous reduction ends. Parsed once; a malformed value is an
+// error at the first step. Called from Trainer::train_step.
+void delay_step_if_requested(int rank, std::int64_t global_step);
 
 }  // namespace dptrain::test_hooks
