@@ -65,6 +65,7 @@ SplitDatasets open_split(hid_t file, const std::string& path, const std::string&
     throw Error(path + ": dataset " + images + " has shape " + im.dims_string() +
                 ", expected [samples, ...] with at least 2 dimensions");
   }
+  if (im.dims[0] == 0) throw Error(path + ": dataset " + images + " holds no samples, expected at least 1");
   const h5::DatasetInfo& lb = s.label_info;
   if (lb.type_class != H5T_INTEGER) {
     throw Error(path + ": dataset " + labels + " is " + lb.type_name() + ", expected integers");
@@ -201,8 +202,12 @@ Shard read_shards(const std::string& path, const std::string& split, const Shard
   std::size_t features = 0;
   const std::string images = "/" + split + "/images";
   const std::string labels = "/" + split + "/labels";
+  // Labels are read as 64-bit, whatever their stored width, so that a value
+  // out of int32's range is reported as it is, not clipped by HDF5.
+  std::vector<std::int64_t> labels_read;
   // The file's MPI-IO driver refuses to close while datasets are open: the
-  // handles of this block close first.
+  // handles of this block close first. The values read are checked after it,
+  // so that a bad value on one rank does not skip that rank's collective close.
   {
     h5::Handle file = h5::open_file_parallel(path, comm);
     SplitDatasets s = open_split(file, path, split);
@@ -235,6 +240,7 @@ Shard read_shards(const std::string& path, const std::string& split, const Shard
         shard.bytes_.resize(rows * features);
       }
       shard.labels_.resize(rows);
+      labels_read.resize(rows);
     } catch (const std::bad_alloc&) {
       throw Error(path + ": this rank's shard of /" + split + " (" + std::to_string(rows) + " of " +
                   std::to_string(s.image_info.dims[0]) + " samples of " + std::to_string(features) + " " +
@@ -247,7 +253,7 @@ Shard read_shards(const std::string& path, const std::string& split, const Shard
     }
     const std::string reading_labels = path + ": reading " + labels;
     h5::Handle label_space = select_rows(s.labels, shard.rows_, reading_labels);
-    read_selection(s.labels, label_space, H5T_NATIVE_INT32, xfer, shard.labels_.data(), rows, 1, reading_labels);
+    read_selection(s.labels, label_space, H5T_NATIVE_INT64, xfer, labels_read.data(), rows, 1, reading_labels);
     shard.bytes_selected_ =
         static_cast<std::int64_t>(rows * (features * s.image_info.type_size + s.label_info.type_size));
   }
@@ -259,14 +265,15 @@ Shard read_shards(const std::string& path, const std::string& split, const Shard
                   std::to_string(shard.global_index(static_cast<std::int64_t>(i / features))) + ")");
     }
   }
-  for (std::size_t i = 0; i < shard.labels_.size(); ++i) {
-    const std::int32_t label = shard.labels_[i];
+  for (std::size_t i = 0; i < labels_read.size(); ++i) {
+    const std::int64_t label = labels_read[i];
     if (label < 0 || label >= classes) {
       throw Error(path + ": label " + std::to_string(label) + " of sample " +
                   std::to_string(shard.global_index(static_cast<std::int64_t>(i))) + " in " + labels +
                   " is outside [0, " + std::to_string(classes) + ") (the output layer has " + std::to_string(classes) +
                   " units)");
     }
+    shard.labels_[i] = static_cast<std::int32_t>(label);
   }
   return shard;
 }

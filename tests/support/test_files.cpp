@@ -79,6 +79,13 @@ void write_custom_hdf5(const std::string& path, const std::string& variant) {
   for (std::size_t i = 0; i < floats.size(); ++i) floats[i] = static_cast<float>(i) + 0.5f;
   std::vector<std::int16_t> shorts(24, 1);
   std::vector<std::uint8_t> labels = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2};
+  std::vector<std::int64_t> wide_labels(labels.begin(), labels.begin() + 6);
+  wide_labels[4] = std::int64_t{1} << 40;
+  if (variant == "no samples") {
+    h5::write_dataset(group, "images", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {0, 2, 2}, floats.data(), 0, path);
+    h5::write_dataset(group, "labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {0}, labels.data(), 0, path);
+    return;
+  }
   if (variant == "int16 images") {
     h5::write_dataset(group, "images", H5T_NATIVE_INT16, H5T_STD_I16LE, {6, 2, 2}, shorts.data(), 0, path);
   } else {
@@ -86,6 +93,8 @@ void write_custom_hdf5(const std::string& path, const std::string& variant) {
   }
   if (variant == "2-D labels") {
     h5::write_dataset(group, "labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {6, 2}, labels.data(), 0, path);
+  } else if (variant == "a 2^40 label") {
+    h5::write_dataset(group, "labels", H5T_NATIVE_INT64, H5T_STD_I64LE, {6}, wide_labels.data(), 0, path);
   } else if (variant == "float labels") {
     h5::write_dataset(group, "labels", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {6}, floats.data(), 0, path);
   } else {

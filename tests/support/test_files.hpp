@@ -37,7 +37,8 @@ SyntheticSplit make_split(std::int64_t samples, int features, int classes, std::
 void write_synthetic_hdf5(const std::string& path, const SyntheticSplit& train, const SyntheticSplit& test);
 
 // Six 2x2 training samples in a layout that is wrong in the way `variant`
-// says: "int16 images", "2-D labels", "float labels", or "float32 images" (valid).
+// says: "int16 images", "2-D labels", "float labels", "a 2^40 label" (int64,
+// sample 4), "no samples" (0 of them), or "float32 images" (valid).
 void write_custom_hdf5(const std::string& path, const std::string& variant);
 
 }  // namespace dptrain

@@ -273,6 +273,8 @@ TEST(Dataset, WrongTypesAndShapesAreNamed) {
   write_custom_hdf5(dir / "int16.h5", "int16 images");
   write_custom_hdf5(dir / "labels2d.h5", "2-D labels");
   write_custom_hdf5(dir / "float_labels.h5", "float labels");
+  write_custom_hdf5(dir / "empty.h5", "no samples");
+  write_custom_hdf5(dir / "wide_label.h5", "a 2^40 label");
   const ShardLayout s(6, 2);
   auto message = [&](const std::string& p) {
     try {
@@ -285,6 +287,10 @@ TEST(Dataset, WrongTypesAndShapesAreNamed) {
   EXPECT_NE(message(dir / "int16.h5").find("/train/images is int16, expected uint8 or float32"), std::string::npos);
   EXPECT_NE(message(dir / "labels2d.h5").find("/train/labels has shape [6,2], expected [6]"), std::string::npos);
   EXPECT_NE(message(dir / "float_labels.h5").find("/train/labels is float32, expected integers"), std::string::npos);
+  EXPECT_NE(message(dir / "empty.h5").find("/train/images holds no samples, expected at least 1"), std::string::npos);
+  // Read as it is stored, not clipped to int32 on the way in.
+  EXPECT_NE(message(dir / "wide_label.h5").find("label 1099511627776 of sample 4 in /train/labels is outside [0, 3)"),
+            std::string::npos);
 }
 
 // A header whose dimensions multiply past 2^64 ((2^62 + 1) x 4 values a
