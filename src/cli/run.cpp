@@ -4,6 +4,7 @@
 #include "dptrain/cli/commands.hpp"
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
+#include "dptrain/util/text.hpp"
 
 namespace dptrain::cli {
 namespace {
@@ -36,17 +37,17 @@ int run(int argc, char** argv, const Communicator& comm) {
     }
     if (comm.is_root()) {
       std::fprintf(stderr, "dptrain: %s\n%s",
-                   command.empty() ? "a command is required" : ("unknown command '" + command + "'").c_str(), kUsage);
+                   command.empty() ? "a command is required" : ("unknown command '" + printable(command) + "'").c_str(), kUsage);
     }
     return 2;
   } catch (const CollectiveError& e) {
     // Every rank has the same error and leaves together; one line says it.
-    if (comm.is_root()) std::fprintf(stderr, "dptrain: error: %s\n", e.what());
+    if (comm.is_root()) std::fprintf(stderr, "dptrain: error: %s\n", printable(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     // Only this rank failed, outside a collective phase: the others may be
     // waiting in a collective, so end the whole job.
-    std::fprintf(stderr, "dptrain: error on rank %d: %s\n", comm.rank(), e.what());
+    std::fprintf(stderr, "dptrain: error on rank %d: %s\n", comm.rank(), printable(e.what()).c_str());
     std::fflush(stderr);
     if (comm.size() > 1) comm.abort(1);
     return 1;

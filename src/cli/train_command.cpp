@@ -197,14 +197,27 @@ std::string default_run_dir(const Communicator& comm) {
   return dir;
 }
 
+// INI text into `vm`, with errors that name `source`. The text is checked
+// first: Boost's messages quote values, and a NUL or an escape sequence
+// would reach the error line.
+void store_ini(const std::string& text, const std::string& source, const po::options_description& options,
+               po::variables_map& vm) {
+  require_text(text, source);
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, options), vm);
+  } catch (const po::error& e) {
+    throw Error(source + ": " + program_options_message(e, text));
+  }
+}
+
 }  // namespace
 
 TrainConfig train_config_from_ini(const std::string& text, const std::string& source) {
   const po::options_description options = train_options("runs/from-ini");
   po::variables_map vm;
-  std::istringstream in(text);
+  store_ini(text, source, options, vm);
   try {
-    po::store(po::parse_config_file(in, options), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw Error(source + ": " + program_options_message(e, text));
@@ -233,12 +246,7 @@ int train(const Args& args, const Communicator& comm) {
       std::ifstream file(path);
       if (!file) throw Error("--config " + path + ": cannot open: " + std::strerror(errno));
       const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-      std::istringstream in(text);
-      try {
-        po::store(po::parse_config_file(in, options), vm);
-      } catch (const po::error& e) {
-        throw Error("--config " + path + ": " + program_options_message(e, text));
-      }
+      store_ini(text, "--config " + path, options, vm);
     }
     const std::string run_dir = vm["run-dir"].as<std::string>();
     std::string resume_path;
@@ -256,13 +264,7 @@ int train(const Args& args, const Communicator& comm) {
     if (!resume_path.empty()) {
       resume = read_checkpoint(resume_path);
       check_architecture_matches(vm, *resume, resume_path);
-      std::istringstream saved(resume->config);
-      try {
-        po::store(po::parse_config_file(saved, options), vm);
-      } catch (const po::error& e) {
-        throw Error(resume_path +
-                    ": the configuration saved in the checkpoint: " + program_options_message(e, resume->config));
-      }
+      store_ini(resume->config, resume_path + ": the configuration saved in the checkpoint", options, vm);
     }
     po::notify(vm);
     config = config_from(vm);

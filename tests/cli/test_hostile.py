@@ -73,6 +73,22 @@ class HostileFilesTest(TempDirTest):
         result = run(["train", "--data", "d.h5", "--lr", "%value%x"], timeout=60)
         self.assertOneClearError(result, "option '--lr': unknown, or its value is invalid")
 
+    def test_control_bytes_and_huge_values_never_reach_the_terminal_raw(self):
+        # A NUL cut the error line short; an escape sequence reached the
+        # terminal; a 2 MB value made a 4 MB error line.
+        for name, content, fragment in (("nul.ini", b"lr = 3\x00x\n", "line 1 holds the byte 0x00, expected text"),
+                                        ("esc.ini", b"epochs = 1\nlr = 3\x1b[31m\n", "line 2 holds the byte 0x1b"),
+                                        ("big.ini", b"layers = " + b"7" * 2_000_000 + b"\n", "bytes in all)")):
+            with self.subTest(name=name):
+                with open(self.path(name), "wb") as f:
+                    f.write(content)
+                result = run(["train", "--data", "d.h5", "--config", self.path(name)], timeout=60)
+                self.assertOneClearError(result, fragment)
+                self.assertLess(len(result.err), 2000, "the error line is cut")
+        result = run(["train", "--data", "a\x1b[31mb.h5", "-q"], ranks=2, timeout=60)
+        self.assertOneClearError(result, "a\\x1b[31mb.h5: cannot open: No such file or directory")
+        self.assertNotIn("\x1b", result.err)
+
     def test_data_headers_that_lie_about_their_size_are_refused_without_allocating(self):
         # A header alone sized each rank's shard: 10^10 samples whose chunks were
         # never written (HDF5 would hand out fill values), and compressed ones

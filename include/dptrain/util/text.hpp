@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace dptrain {
 
@@ -21,5 +22,15 @@ inline std::string format_number(double value) {
   std::snprintf(text, sizeof text, "%g", value);
   return text;
 }
+
+// `text` made safe to print on one line of a terminal or log: control
+// bytes (NUL, escape sequences, line ends) as \xNN, and text past `limit`
+// bytes cut, with its length said. Error messages quote what a user gave
+// (a value, a file's contents), which can be anything.
+std::string printable(std::string_view text, std::size_t limit = 1000);
+
+// Throws unless `text` is text: no NUL or other control byte except tab and
+// line ends. The error names `source`, the line and the byte.
+void require_text(std::string_view text, const std::string& source);
 
 }  // namespace dptrain

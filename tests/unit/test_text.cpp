@@ -1,0 +1,32 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "dptrain/error.hpp"
+#include "dptrain/util/text.hpp"
+
+namespace dptrain {
+namespace {
+
+TEST(Text, ControlBytesAreEscapedAndLongTextIsCut) {
+  const std::string with_nul("a\0b", 3);
+  EXPECT_EQ(printable(with_nul), "a\\x00b");
+  EXPECT_EQ(printable("red \x1b[31m\ttab\nline\x7f"), "red \\x1b[31m\\x09tab\\x0aline\\x7f");
+  EXPECT_EQ(printable("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 passes as it is
+  EXPECT_EQ(printable(std::string(5000, '7'), 10), "7777777777... (5000 bytes in all)");
+  EXPECT_EQ(printable(std::string(10, '7'), 10), std::string(10, '7'));
+}
+
+TEST(Text, RequireTextNamesTheLineAndTheByte) {
+  EXPECT_NO_THROW(require_text("a = 1\r\nb = 2\t# note\n", "c.ini"));
+  try {
+    static const char text[] = "a = 1\nb = 2\n\nc = \0d";
+    require_text(std::string(text, sizeof text - 1), "c.ini");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "c.ini: line 4 holds the byte 0x00, expected text");
+  }
+}
+
+}  // namespace
+}  // namespace dptrain
