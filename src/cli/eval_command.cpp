@@ -84,7 +84,10 @@ int eval(const Args& args, const Communicator& comm) {
     checkpoint_path = required_string(vm, "checkpoint", "the checkpoint to evaluate");
     split = vm["split"].as<std::string>();
     if (split != "test" && split != "train") throw Error("--split " + split + " is invalid: expected test or train");
-    if (vm["noise"].as<std::int64_t>() < 0) throw Error("--noise must be 0 or a number of images");
+    const std::int64_t noise = vm["noise"].as<std::int64_t>();
+    if (noise < 0 || noise > 1'000'000'000) {
+      throw Error("--noise " + std::to_string(noise) + " is invalid: expected 0 to 1000000000 images");
+    }
     checkpoint = read_checkpoint(checkpoint_path);
     data = vm.count("data") ? vm["data"].as<std::string>() : checkpoint->progress.data_file;
     model.emplace(checkpoint->arch);

@@ -65,7 +65,7 @@ po::options_description train_options(const std::string& default_run_dir) {
       ("resume", po::value<std::string>(), "checkpoint to resume from, or 'auto': RUN_DIR/checkpoints/latest.h5, "
                                            "or a fresh start when the run dir has no checkpoints")
       ("checkpoint-every", po::value<std::int64_t>()->default_value(1), "epochs between checkpoints")
-      ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "newest checkpoint files to keep (0 = all)")
+      ("keep-checkpoints", po::value<std::int64_t>()->default_value(0), "checkpoint files to keep: those of the highest steps, always with the one just written (0 = all)")
       ("threads", po::value<int>()->default_value(0),
        "OpenBLAS threads per rank (0 = cores / ranks per node; with --exact, 1)")
       ("bucket-kib", po::value<std::int64_t>()->default_value(0),
@@ -83,7 +83,7 @@ po::options_description train_options(const std::string& default_run_dir) {
        "live: always; plain: lines without carriage returns")
       ("watchdog-seconds", po::value<double>()->default_value(600),
        "a rank waiting longer than this for a collective or its own step ends the job with exit code 76 "
-       "(0 = never)");
+       "(0 = never; otherwise at least 1)");
   // clang-format on
   return o;
 }
@@ -92,6 +92,8 @@ template <class T>
 T get(const po::variables_map& vm, const std::string& name) {
   return vm[name].as<T>();
 }
+
+constexpr std::int64_t kMaxEpochs = 1'000'000'000;
 
 void require(bool ok, const std::string& option, const std::string& value, const std::string& expected) {
   if (!ok) throw Error("--" + option + " " + value + " is invalid: expected " + expected);
@@ -120,9 +122,6 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(std::isfinite(decay) && decay >= 0, "weight-decay", format_number(decay), "a number >= 0");
   o.sgd.weight_decay = static_cast<float>(decay);
   o.schedule = parse_schedule(get<std::string>(vm, "lr-schedule"));
-  o.warmup_epochs = get<double>(vm, "warmup-epochs");
-  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0, "warmup-epochs", format_number(o.warmup_epochs),
-          "a number of epochs >= 0");
   o.lr_step_epochs = get<double>(vm, "lr-step-epochs");
   require(std::isfinite(o.lr_step_epochs) && o.lr_step_epochs > 0, "lr-step-epochs", format_number(o.lr_step_epochs),
           "a positive number of epochs");
@@ -133,7 +132,14 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.batch_size >= 1 && c.batch_size <= (1 << 24), "batch-size", std::to_string(c.batch_size),
           "a whole number from 1 to 16777216");
   c.epochs = get<std::int64_t>(vm, "epochs");
-  require(c.epochs >= 1, "epochs", std::to_string(c.epochs), "a whole number >= 1");
+  // The bound keeps the step counters in int64: 10^9 epochs of even 10^9
+  // steps each are 10^18 steps, under 9.2 x 10^18.
+  require(c.epochs >= 1 && c.epochs <= kMaxEpochs, "epochs", std::to_string(c.epochs),
+          "a whole number from 1 to " + std::to_string(kMaxEpochs));
+  o.warmup_epochs = get<double>(vm, "warmup-epochs");
+  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0 && o.warmup_epochs <= static_cast<double>(c.epochs),
+          "warmup-epochs", format_number(o.warmup_epochs),
+          "a number of epochs from 0 to --epochs (" + std::to_string(c.epochs) + ")");
   c.seed = get<std::int64_t>(vm, "seed");
   c.shuffle = get<bool>(vm, "shuffle") && !get<bool>(vm, "no-shuffle");
   c.shards = get<std::int64_t>(vm, "shards");
@@ -154,6 +160,7 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.bucket_kib == 0 || c.reduce == ReduceMethod::mpi, "bucket-kib", std::to_string(c.bucket_kib),
           "0 with --reduce shm (buckets are reduced by MPI: use --reduce mpi)");
   c.run_dir = get<std::string>(vm, "run-dir");
+  require(!c.run_dir.empty(), "run-dir", "''", "a folder (the run's files would land in the working directory)");
   c.quiet = get<bool>(vm, "quiet");
   c.log_every = get<std::int64_t>(vm, "log-every");
   c.profile_steps = get<std::int64_t>(vm, "profile");
@@ -162,8 +169,10 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.log_every >= 0, "log-every", std::to_string(c.log_every), "0 (automatic) or a number of steps");
   c.progress = parse_progress_mode(get<std::string>(vm, "progress"));
   c.watchdog_seconds = get<double>(vm, "watchdog-seconds");
-  require(std::isfinite(c.watchdog_seconds) && c.watchdog_seconds >= 0 && c.watchdog_seconds <= 1e7, "watchdog-seconds",
-          format_number(c.watchdog_seconds), "0 (never) or a number of seconds");
+  // Under a second, set-up and a checkpoint write are "stalls".
+  require(std::isfinite(c.watchdog_seconds) &&
+              (c.watchdog_seconds == 0 || (c.watchdog_seconds >= 1 && c.watchdog_seconds <= 1e7)),
+          "watchdog-seconds", format_number(c.watchdog_seconds), "0 (never) or a number of seconds from 1 to 1e+07");
   return c;
 }
 

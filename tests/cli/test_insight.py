@@ -102,6 +102,8 @@ class InsightTest(TempDirTest):
         text = run(["eval", "--checkpoint", self.checkpoint, "--noise", "100"], ranks=2)
         self.assertIn("confusion matrix (rows: true label, columns: predicted)", text.out)
         self.assertIn("noise experiment: 100 images of uniform random pixels", text.out)
+        too_many = run(["eval", "--checkpoint", self.checkpoint, "--noise", "10000000000"], ranks=2)
+        self.assertOneClearError(too_many, "--noise 10000000000 is invalid: expected 0 to 1000000000 images")
 
     def test_predict_gives_the_networks_label_for_image_files(self):
         with h5py.File(self.data, "r") as f:

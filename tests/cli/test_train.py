@@ -138,6 +138,13 @@ class TrainTest(TempDirTest):
             (["--lr-schedule", "linear"], "--lr-schedule 'linear': expected constant, step or cosine"),
             (["--batch-size", "1"], "--batch-size 1 is smaller than the 2 ranks"),
             (["--batch-size", "0"], "--batch-size 0 is invalid"),
+            (["--epochs", "1000000000000000000", "--lr-schedule", "cosine"],
+             "--epochs 1000000000000000000 is invalid: expected a whole number from 1 to 1000000000"),
+            (["--warmup-epochs", "1e300"], "--warmup-epochs 1e+300 is invalid: expected a number of epochs from 0 to "
+                                          "--epochs (3)"),
+            (["--watchdog-seconds", "0.001"], "--watchdog-seconds 0.001 is invalid: expected 0 (never) or a number of "
+                                              "seconds from 1"),
+            (["--run-dir", ""], "--run-dir '' is invalid: expected a folder"),
             (["--frobnicate"], "unrecognised option '--frobnicate'"),
             (["--config", self.path("nope.ini")], "nope.ini"),
             (["--resume", self.path("nope.h5")], "--resume " + self.path("nope.h5") + ": no such checkpoint"),
