@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -80,6 +81,15 @@ std::vector<float> read_layers(hid_t group, const Mlp& model, const std::string&
     const std::vector<float> w =
         h5::read_floats(group, name + "/weight", {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, file);
     const std::vector<float> b = h5::read_floats(group, name + "/bias", {static_cast<hsize_t>(l.out)}, file);
+    // Training ends at a non-finite loss and saves nothing after it, so a
+    // NaN or infinity here is damage (or an edit), not a state to resume.
+    for (const auto& [values, dataset] : {std::pair{&w, "/weight"}, std::pair{&b, "/bias"}}) {
+      const auto bad = std::find_if(values->begin(), values->end(), [](float v) { return !std::isfinite(v); });
+      if (bad != values->end()) {
+        throw Error(file + ": " + name + dataset + " holds " + format_number(*bad) + " at index " +
+                    std::to_string(bad - values->begin()) + ", expected finite values (damaged or edited)");
+      }
+    }
     // read_floats returned exactly the checked shape, so both fit their slices.
     std::copy(w.begin(), w.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.weight_offset));
     std::copy(b.begin(), b.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.bias_offset));
@@ -435,6 +445,7 @@ Checkpoint read_checkpoint(const std::string& path) {
                 std::to_string(c.progress.world_size) + ", expected both >= 1");
   }
   c.config = h5::read_string_attribute(file, "config", path + ": /");
+  c.path = path;
   cross_check_config(c, path);
 
   // Every dataset is checked against the architecture before any is read.

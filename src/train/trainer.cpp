@@ -156,6 +156,14 @@ void Trainer::restore(const Checkpoint& checkpoint) {
   const bool same_batches = checkpoint.progress.batch_size == config_.batch_size &&
                             checkpoint.progress.shards == config_.shards && checkpoint.progress.seed == config_.seed &&
                             checkpoint.progress.shuffle == config_.shuffle;
+  // A checkpoint part-way through an epoch is taken between its steps; one at
+  // its end has moved on to the next epoch's step 0.
+  if (same_batches && checkpoint.progress.step_in_epoch >= data_.batches().steps()) {
+    throw Error(checkpoint.path + ": /progress attribute step_in_epoch " +
+                std::to_string(checkpoint.progress.step_in_epoch) +
+                " is past the " + std::to_string(data_.batches().steps()) +
+                " steps of an epoch of the same batches (damaged or edited)");
+  }
   progress_.step_in_epoch = same_batches ? checkpoint.progress.step_in_epoch : 0;
   if (same_batches) {
     progress_.epoch_loss_sum = checkpoint.progress.epoch_loss_sum;

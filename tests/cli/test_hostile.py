@@ -44,6 +44,25 @@ class HostileFilesTest(TempDirTest):
             self.assertOneClearError(run(command), "says layers = 784,8,10")
         self.assertEqual(digest(checkpoint), before)
 
+    def test_progress_past_its_epoch_and_weights_that_are_not_finite_are_refused(self):
+        data, run_dir, checkpoint = self.trained_run()
+        with h5py.File(checkpoint, "r+") as f:
+            f["progress"].attrs["step_in_epoch"] = np.int64(10**12)
+        for ranks in (1, 2):
+            with self.subTest(ranks=ranks):
+                result = run(["train", "--run-dir", run_dir, "--resume", "auto", "--epochs", "2", "-q"], ranks=ranks)
+                self.assertOneClearError(result, ": /progress attribute step_in_epoch 1000000000000 is past the 4 "
+                                         "steps of an epoch")
+        with h5py.File(checkpoint, "r+") as f:
+            f["progress"].attrs["step_in_epoch"] = np.int64(0)
+            f["model/layer_0/bias"][5] = np.nan
+        for command in (["train", "--run-dir", run_dir, "--resume", "auto", "--epochs", "2", "-q"],
+                        ["eval", "--checkpoint", checkpoint]):
+            self.assertOneClearError(run(command, ranks=2), checkpoint + ": /model/layer_0/bias holds nan at index 5, "
+                                     "expected finite values")
+        # Nothing was written: the refused runs left the run folder's checkpoints as they were.
+        self.assertEqual(sorted(os.listdir(os.path.join(run_dir, "checkpoints"))), ["epoch-0001.h5", "latest.h5"])
+
     def test_a_weight_of_the_wrong_shape_is_refused_before_copying(self):
         _, run_dir, checkpoint = self.trained_run()
         with h5py.File(checkpoint, "r+") as f:

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
+#include <tuple>
 
 #include "dptrain/error.hpp"
 #include "dptrain/io/checkpoint.hpp"
@@ -127,6 +129,24 @@ TEST(HostileCheckpoints, WrongShapesAndTypesAreRefusedBeforeReading) {
   Written integers;
   integers.edit([](hid_t file) { replace_dataset(file, "/optimizer/layer_1/weight", H5T_STD_I32LE, {3, 4}); });
   EXPECT_ERROR_HAS(integers, "dataset /optimizer/layer_1/weight is int32 [3,4], expected float32 [3,4]");
+}
+
+// Training saves nothing after a non-finite loss, so such values are damage.
+TEST(HostileCheckpoints, ParametersThatAreNotFiniteAreRefused) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const auto& [name, bad, dims, fragment] : std::vector<std::tuple<std::string, float, std::vector<hsize_t>, std::string>>{
+           {"/model/layer_1/bias", nan, {3}, "/model/layer_1/bias holds nan at index 2, expected finite values"},
+           {"/optimizer/layer_0/weight", -inf, {4, 6}, "/optimizer/layer_0/weight holds -inf at index 2"}}) {
+    Written w;
+    w.edit([&, &name = name, &bad = bad, &dims = dims](hid_t file) {
+      ASSERT_GE(H5Ldelete(file, name.c_str(), H5P_DEFAULT), 0);
+      std::vector<float> values(24, 0.5f);
+      values[2] = bad;
+      h5::write_dataset(file, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims, values.data(), 0, "test");
+    });
+    EXPECT_ERROR_HAS(w, fragment);
+  }
 }
 
 TEST(HostileCheckpoints, MissingDatasetsAreNamed) {

@@ -57,6 +57,7 @@ struct Checkpoint {
   std::vector<float> velocity;  // Mlp layout, empty when momentum == 0
   Progress progress;
   std::string config;
+  std::string path;  // the file it was read from, for errors found later
 };
 
 // Writes `path` atomically: a temporary file in the same folder, flushed and
