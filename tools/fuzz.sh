@@ -4,7 +4,7 @@
 # seeds (tests/fuzz/corpus/<target>/), after replaying every regression input
 # (tests/fuzz/regressions/<target>/). New corpus entries go to
 # build-fuzz/corpus/<target>/ and crashing inputs to build-fuzz/findings/<target>/;
-# a finding fails the script. Usage: tools/fuzz.sh [seconds] [target...]
+# a finding fails the script. Usage: [DPTRAIN_FUZZ_SEED=N] tools/fuzz.sh [seconds] [target...]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -43,7 +43,11 @@ for target in "${targets[@]}"; do
   echo "== fuzz_$target: ${seconds} s"
   log=$findings/fuzz.log
   # -rss_limit_mb/-malloc_limit_mb: an allocation the input's size cannot justify is a finding too.
-  if nice -n 10 "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+  # -seed: with DPTRAIN_FUZZ_SEED set (tools/test.sh sets 1), the inputs come in the same order on every
+  # run, so a CI result depends on the code, not on a draw; a faster machine only goes further along them.
+  # -timeout is wall-clock per input: generous, so that a loaded machine is not a finding.
+  if nice -n 10 "$binary" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+      ${DPTRAIN_FUZZ_SEED:+-seed="$DPTRAIN_FUZZ_SEED"} \
       -print_final_stats=1 -artifact_prefix="$findings/" "$work" "tests/fuzz/corpus/$target" > "$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     echo "fuzz_$target: ${seconds} s, ${runs} executions, no findings ($(grep -c . <(ls "$work")) corpus entries)"

@@ -1,19 +1,24 @@
 """The job scripts in jobs/, submitted with sbatch to a real one-node Slurm
 cluster that these tests start (tools/slurm/start-local-slurm.sh) and stop.
 Only the variables the scripts document are changed. Needs root."""
+import contextlib
 import glob
 import os
 import signal
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
-from common import (SOURCE_DIR, TempDirTest, ranks_among, run, same_params, synthetic_mnist, wait_for,  # noqa: E402
-                    write_data_h5)
+from common import (DEADLINE, SOURCE_DIR, TempDirTest, ranks_among, run, same_params, synthetic_mnist,  # noqa: E402
+                    wait_for, write_data_h5)
 
 SLURM_TOOLS = os.path.join(SOURCE_DIR, "tools", "slurm")
-# About 10 s of training on 2 ranks: long enough to be signalled or killed mid-run.
+PAUSE = "DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE"
+# About 10 s of training on 2 ranks. The tests that act on a running job hold
+# it in a checkpoint write (DPTRAIN_TEST_PAUSE_IN_CHECKPOINT_WRITE) while they
+# do, so that it cannot end first, however fast the machine.
 CONFIG = """layers = 784,256,256,10
 activation = relu
 output = softmax
@@ -28,6 +33,26 @@ epochs = 250
 
 def sh(*command, check=True, timeout=120):
     return subprocess.run(command, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@contextlib.contextmanager
+def releasing(pause):
+    """While in the block, every checkpoint write held at `pause` is let through."""
+    done = threading.Event()
+
+    def release():
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(pause)
+            done.wait(0.01)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 @unittest.skipUnless(os.geteuid() == 0, "starting a Slurm cluster needs root")
@@ -56,7 +81,7 @@ class SlurmTest(TempDirTest):
                                 capture_output=True, text=True, env=env, cwd=SOURCE_DIR, check=True)
         return result.stdout.strip().split(";")[0]
 
-    def wait(self, job, timeout=300):
+    def wait(self, job, timeout=DEADLINE):
         result = sh("bash", os.path.join(SLURM_TOOLS, "wait-job.sh"), job, str(timeout), check=False,
                     timeout=timeout + 30)
         return result.returncode, result.stdout
@@ -67,6 +92,15 @@ class SlurmTest(TempDirTest):
             with open(path) as f:
                 text += f.read()
         return text
+
+    def hold_in_second_checkpoint(self, pause):
+        """Waits until the job's rank 0 is held writing epoch 2's checkpoint
+        (epoch 1's is complete); returns that rank's process id."""
+        wait_for(lambda: os.path.exists(pause), DEADLINE, "the writer to pause in epoch 1's checkpoint")
+        os.remove(pause)
+        wait_for(lambda: os.path.exists(pause), DEADLINE, "the writer to pause in epoch 2's checkpoint")
+        with open(pause) as f:
+            return int(f.read())
 
     def test_a_training_job_runs_to_completion(self):
         job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 3"})
@@ -83,11 +117,18 @@ class SlurmTest(TempDirTest):
         straight = run(["train", "--config", self.path("small.ini"), "--data", self.data,
                         "--run-dir", self.path("straight"), "-q"], ranks=2, timeout=600)
         self.assertEqual(straight.code, 0, straight)
-        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
-        wait_for(lambda: os.path.exists(self.path("run/checkpoints/epoch-0002.h5")), 120, "a first checkpoint")
+        pause = self.path("paused")
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        writer = self.hold_in_second_checkpoint(pause)
         # What --signal=B:USR1@120 delivers before a time limit, sent now.
         sh("scancel", "--signal=USR1", "--batch", job)
-        code, state = self.wait(job, 400)
+        wait_for(lambda: "signal received" in self.log(job), DEADLINE, "the batch script to forward the signal")
+        # mpirun forwards it to the ranks asynchronously: the writer, held in
+        # the pause, is signalled directly too, so the stop is certain to be
+        # seen at the first step after epoch 2.
+        os.kill(writer, signal.SIGUSR1)
+        with releasing(pause):
+            code, state = self.wait(job, DEADLINE)
         log = self.log(job)
         self.assertEqual(code, 0, state + log)
         self.assertIn("requeueing job", log)
@@ -111,17 +152,18 @@ class SlurmTest(TempDirTest):
         self.assertEqual(len(open(csv_path).read().strip().splitlines()), 1 + 4)
 
     def test_a_killed_rank_ends_the_job_and_it_resumes(self):
-        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
-        wait_for(lambda: os.path.exists(self.path("run/checkpoints/epoch-0002.h5")), 120, "a first checkpoint")
+        pause = self.path("paused")
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        self.hold_in_second_checkpoint(pause)
         # This job's ranks (their command lines start with the binary), not mpirun's,
         # told apart by their MPI rank: process ids say nothing about it.
         pids = sh("pgrep", "-f", "^[^ ]*/dptrain train .*--run-dir " + self.path("run")).stdout.split()
         ranks = ranks_among(pids)
         self.assertEqual(sorted(ranks), [0, 1], pids)
         os.kill(ranks[1], signal.SIGKILL)
-        # The job must end by itself rather than hang; how fast is not asserted
-        # (the deadline is generous so that a loaded machine cannot fail it).
-        code, state = self.wait(job, 300)
+        # The job must end by itself rather than hang; how fast is not asserted.
+        with releasing(pause):
+            code, state = self.wait(job, DEADLINE)
         self.assertNotEqual(code, 0, state)
         self.assertIn("signal 9", self.log(job))
         again = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 260"})
