@@ -291,6 +291,7 @@ int train(const Args& args, const Communicator& comm) {
   const Watchdog watchdog(comm, config.watchdog_seconds, config.run_dir);
   Watchdog::arm("set-up", 0);
   Trainer trainer(comm, config, std::move(resume));
+  watchdog.record_hosts(comm);
   const Trainer::Outcome outcome = trainer.run();
   Watchdog::arm("finish", trainer.progress().global_step);
   comm.barrier();

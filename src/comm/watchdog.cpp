@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "dptrain/util/files.hpp"
+
 namespace dptrain {
 namespace fs = std::filesystem;
 namespace {
@@ -55,7 +57,10 @@ struct Watchdog::Monitor {
 };
 
 Watchdog::Watchdog(const Communicator& comm, double timeout_seconds, const std::string& run_dir)
-    : rank_(comm.rank()), timeout_seconds_(timeout_seconds), folder_((fs::path(run_dir) / "watchdog").string()) {
+    : rank_(comm.rank()),
+      timeout_seconds_(timeout_seconds),
+      folder_((fs::path(run_dir) / "watchdog").string()),
+      rank_hosts_path_((fs::path(run_dir) / "rank-hosts.txt").string()) {
   constexpr int kNameBytes = 256;
   std::string mine = this_host();
   mine.resize(kNameBytes, '\0');
@@ -63,15 +68,13 @@ Watchdog::Watchdog(const Communicator& comm, double timeout_seconds, const std::
   MPI_Allgather(mine.data(), kNameBytes, MPI_CHAR, all.data(), kNameBytes, MPI_CHAR, comm.handle());
   for (int r = 0; r < comm.size(); ++r)
     rank_hosts_.emplace_back(all.c_str() + static_cast<std::size_t>(r) * kNameBytes);
-  if (comm.is_root()) {
-    // Markers of an earlier attempt (a requeued job) would name the wrong ranks.
+  // An earlier attempt's folder (a requeued job): its markers would name the
+  // wrong ranks, and its host list the wrong hosts. A new folder is not made
+  // here, so that a run refused in set-up leaves nothing behind.
+  if (comm.is_root() && fs::is_directory(run_dir)) {
     std::error_code ignored;
     fs::remove_all(folder_, ignored);
-    // Where each rank runs, one line per rank: for people and job scripts
-    // reading the markers (and a check that ranks landed where intended).
-    fs::create_directories(run_dir, ignored);
-    std::ofstream hosts(fs::path(run_dir) / "rank-hosts.txt");
-    for (const std::string& host : rank_hosts_) hosts << host << "\n";
+    write_rank_hosts();
   }
   comm.barrier();
   disarm();
@@ -115,6 +118,20 @@ void Watchdog::monitor() {
     const double waited = static_cast<double>(now_ns() - since) / 1e9;
     if (waited >= timeout_seconds_) fire(phase, step, waited);
   }
+}
+
+void Watchdog::record_hosts(const Communicator& comm) const {
+  comm.collectively([&] {
+    if (comm.is_root()) write_rank_hosts();
+  });
+}
+
+// Where each rank runs, one line per rank: for people and job scripts
+// reading the markers (and a check that ranks landed where intended).
+void Watchdog::write_rank_hosts() const {
+  std::string text;
+  for (const std::string& host : rank_hosts_) text += host + "\n";
+  write_file_atomically(rank_hosts_path_, text);
 }
 
 void Watchdog::fire(const char* phase, std::int64_t step, double waited_seconds) {
@@ -163,6 +180,14 @@ void Watchdog::fire(const char* phase, std::int64_t step, double waited_seconds)
       if (!phases[r].empty() && !(someone_waited && phases[r] == kOwnWorkPhase)) continue;
       silent_hosts.insert(rank_hosts_[r]);
       silent_ranks += (silent_ranks.empty() ? "" : ", ") + std::to_string(r) + " on " + rank_hosts_[r];
+    }
+    // Stalled in set-up, before record_hosts: the job script probes these hosts.
+    if (!fs::exists(rank_hosts_path_)) {
+      try {
+        write_rank_hosts();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "dptrain: watchdog: %s\n", e.what());
+      }
     }
     {
       std::ofstream hosts(fs::path(folder_) / "silent-hosts");

@@ -5,10 +5,13 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "dptrain/error.hpp"
+#include "dptrain/util/files.hpp"
 
 namespace dptrain {
 namespace fs = std::filesystem;
@@ -39,6 +42,24 @@ int lock_folder(const std::string& run_dir) {
                 "; give each run its own --run-dir");
   }
   throw Error(path + ": cannot lock the run folder: " + std::strerror(saved));
+}
+
+// Keeps the lines of metrics.jsonl (each {"epoch": E, "step": S, ...}) up to
+// step `last_step`; a line without a step is kept. Rewritten only if a line goes.
+void drop_metrics_after(const std::string& path, std::int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    const std::size_t at = line.find("\"step\": ");
+    if (at != std::string::npos && std::strtoll(line.c_str() + at + 8, nullptr, 10) > last_step) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped) write_file_atomically(path, kept);
 }
 
 }  // namespace
@@ -78,7 +99,7 @@ void RunFolder::require_no_earlier_run(const std::string& run_dir) {
   }
 }
 
-std::string RunFolder::checkpoint_folder() const { return (fs::path(config_.run_dir) / "checkpoints").string(); }
+std::string RunFolder::checkpoint_folder() const { return checkpoints_of(config_.run_dir).string(); }
 
 std::string RunFolder::epoch_checkpoint_name(std::int64_t epoch) {
   char name[32];
@@ -92,26 +113,24 @@ std::string RunFolder::step_checkpoint_name(std::int64_t global_step) {
   return name;
 }
 
-void RunFolder::prepare() {
+void RunFolder::prepare(std::int64_t resumed_step) {
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
     fs::create_directories(checkpoint_folder());
     lock_fd_ = lock_folder(config_.run_dir);
     remove_stale_temporaries(checkpoint_folder());
+    write_file_atomically((fs::path(config_.run_dir) / "config.ini").string(), config_.to_ini());
     const std::string metrics_path = (fs::path(config_.run_dir) / "metrics.jsonl").string();
+    drop_metrics_after(metrics_path, resumed_step);
     metrics_.open(metrics_path, std::ios::app);
     if (!metrics_) throw Error(metrics_path + ": cannot open for writing");
   });
-  write_text("config.ini", config_.to_ini());
 }
 
 void RunFolder::write_text(const std::string& name, const std::string& text) const {
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
-    const std::string path = (fs::path(config_.run_dir) / name).string();
-    std::ofstream file(path);
-    file << text << std::flush;
-    if (!file) throw Error(path + ": cannot write");
+    write_file_atomically((fs::path(config_.run_dir) / name).string(), text);
   });
 }
 

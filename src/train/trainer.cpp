@@ -115,7 +115,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   });
   if (shares_parameters()) share_parameters();  // after every rank has its values: it waits for the node's ranks
 
-  run_folder_.prepare();
+  run_folder_.prepare(progress_.global_step);
   const std::string data_report = data_.report_json();
   run_folder_.write_text("data.json", data_report + "\n");
   progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, data_.batches().steps(),
@@ -160,9 +160,8 @@ void Trainer::restore(const Checkpoint& checkpoint) {
   // its end has moved on to the next epoch's step 0.
   if (same_batches && checkpoint.progress.step_in_epoch >= data_.batches().steps()) {
     throw Error(checkpoint.path + ": /progress attribute step_in_epoch " +
-                std::to_string(checkpoint.progress.step_in_epoch) +
-                " is past the " + std::to_string(data_.batches().steps()) +
-                " steps of an epoch of the same batches (damaged or edited)");
+                std::to_string(checkpoint.progress.step_in_epoch) + " is past the " +
+                std::to_string(data_.batches().steps()) + " steps of an epoch of the same batches (damaged or edited)");
   }
   progress_.step_in_epoch = same_batches ? checkpoint.progress.step_in_epoch : 0;
   if (same_batches) {

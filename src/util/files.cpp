@@ -1,8 +1,10 @@
 #include "dptrain/util/files.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "dptrain/error.hpp"
@@ -27,6 +29,24 @@ void require_regular_file(const std::string& path) {
   if (::stat(path.c_str(), &status) != 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   if (!S_ISREG(status.st_mode))
     throw Error(path + ": is " + std::string(kind_of(status.st_mode)) + ", expected a file");
+}
+
+void write_file_atomically(const std::string& path, std::string_view text) {
+  // The process id keeps writers on different ranks or hosts apart.
+  const std::string temporary = path + ".partial-" + std::to_string(::getpid());
+  const auto fail = [&](int error) {
+    std::remove(temporary.c_str());
+    throw Error(path + ": cannot write: " + std::strerror(error));
+  };
+  std::FILE* file = std::fopen(temporary.c_str(), "w");
+  if (file == nullptr) fail(errno);
+  if (std::fwrite(text.data(), 1, text.size(), file) != text.size() || std::fflush(file) != 0) {
+    const int error = errno;
+    std::fclose(file);
+    fail(error);
+  }
+  if (std::fclose(file) != 0) fail(errno);
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) fail(errno);
 }
 
 }  // namespace dptrain

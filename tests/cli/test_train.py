@@ -1,7 +1,10 @@
 """dptrain train and eval from the command line, on several ranks: options,
 config files, bad input on every rank, divergence, resume, a full disk."""
+import contextlib
 import glob
+import json
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -158,7 +161,9 @@ class TrainTest(TempDirTest):
                 args = ["train"] + [item for pair in options.items() for item in pair] + small(*extra)
                 result = run(args, ranks=2)
                 self.assertOneClearError(result, fragment)
-                self.assertEqual(glob.glob(self.path("bad", "checkpoints", "*.h5")), [])
+                # Refused in set-up: no run folder, not even the watchdog's host list in one.
+                self.assertFalse(os.path.exists(self.path("bad")), os.listdir(self.path("bad"))
+                                 if os.path.isdir(self.path("bad")) else "")
         result = run(["train", "--run-dir", self.path("x")], ranks=2)
         self.assertOneClearError(result, "--data is required")
 
@@ -285,6 +290,27 @@ class TrainTest(TempDirTest):
             self.assertEqual(sorted(os.listdir(os.path.join(disk, "checkpoints"))), ["epoch-0001.h5", "latest.h5"])
             with h5py.File(os.path.join(disk, "checkpoints", "latest.h5"), "r") as f:
                 self.assertEqual(f["progress"].attrs["epochs_done"], 1)
+            # Epoch 2's line was written before its checkpoint failed. Resumed
+            # (on a disk with room) from epoch 1, the run writes epoch 2 again:
+            # metrics.jsonl keeps one line per epoch.
+            moved = self.path("moved")
+            shutil.copytree(disk, moved, symlinks=True)
+            with open(os.path.join(moved, "metrics.jsonl")) as f:
+                self.assertEqual([json.loads(line)["epoch"] for line in f], [1, 2])
+            resumed = run(["train", "--run-dir", moved, "--resume", "auto", "-q"], ranks=2)
+            self.assertEqual(resumed.code, 0, resumed)
+            with open(os.path.join(moved, "metrics.jsonl")) as f:
+                self.assertEqual([json.loads(line)["epoch"] for line in f], [1, 2, 3])
+            # A disk full from the start: the run's first files are written whole or not at all.
+            with open(os.path.join(disk, "filler"), "wb") as f:
+                with contextlib.suppress(OSError):
+                    while True:
+                        f.write(bytes(65536))
+                        f.flush()
+            full = os.path.join(disk, "full")
+            result = run(["train", "--data", self.data, "--run-dir", full] + small(), ranks=2)
+            self.assertOneClearError(result, full + "/config.ini: cannot write: No space left on device")
+            self.assertEqual(sorted(os.listdir(full)), [".lock", "checkpoints"])  # the lock and an empty folder
         finally:
             subprocess.run(["umount", disk])
 

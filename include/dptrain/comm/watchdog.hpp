@@ -23,14 +23,19 @@ inline constexpr int kExitWatchdog = 76;
 
 class Watchdog {
  public:
-  // Collective: gathers every rank's host name (rank 0 writes them to
-  // RUN_DIR/rank-hosts.txt) and clears markers of an earlier attempt.
+  // Collective: gathers every rank's host name and, in a run folder that
+  // exists already, clears markers of an earlier attempt and rewrites
+  // RUN_DIR/rank-hosts.txt.
   // timeout_seconds <= 0 leaves the watchdog off (arm and disarm then cost
   // nothing but an atomic store).
   Watchdog(const Communicator& comm, double timeout_seconds, const std::string& run_dir);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
+
+  // Collective: rank 0 writes RUN_DIR/rank-hosts.txt, once set-up has
+  // accepted the run folder (a stall before then writes it when reported).
+  void record_hosts(const Communicator& comm) const;
 
   // What this rank is about to do or wait for: `phase` must be a string
   // literal (only the pointer is kept); `step` is the global step (1-based).
@@ -44,10 +49,12 @@ class Watchdog {
  private:
   void monitor();
   [[noreturn]] void fire(const char* phase, std::int64_t step, double waited_seconds);
+  void write_rank_hosts() const;
 
   int rank_;
   double timeout_seconds_;
   std::string folder_;                   // RUN_DIR/watchdog
+  std::string rank_hosts_path_;          // RUN_DIR/rank-hosts.txt
   std::vector<std::string> rank_hosts_;  // host name of every rank, by rank
   struct Monitor;
   Monitor* monitor_ = nullptr;

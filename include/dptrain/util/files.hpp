@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 
 namespace dptrain {
 
@@ -9,5 +10,11 @@ namespace dptrain {
 // with a libstdc++ message that names no path. The Error names the path and
 // what it is: "no such file", "a directory", "a FIFO (named pipe)", ...
 void require_regular_file(const std::string& path);
+
+// Writes `text` to `path` whole or not at all: into a temporary file beside
+// it, renamed over `path` once written (a full disk leaves no empty or
+// half-written file behind, and a reader never sees one). Throws an Error
+// naming the path and the reason.
+void write_file_atomically(const std::string& path, std::string_view text);
 
 }  // namespace dptrain
