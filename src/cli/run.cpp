@@ -37,7 +37,8 @@ int run(int argc, char** argv, const Communicator& comm) {
     }
     if (comm.is_root()) {
       std::fprintf(stderr, "dptrain: %s\n%s",
-                   command.empty() ? "a command is required" : ("unknown command '" + printable(command) + "'").c_str(), kUsage);
+                   command.empty() ? "a command is required" : ("unknown command '" + printable(command) + "'").c_str(),
+                   kUsage);
     }
     return 2;
   } catch (const CollectiveError& e) {

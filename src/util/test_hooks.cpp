@@ -53,8 +53,8 @@ SlowRank parse_slow_rank(const char* text) {
     p = next;
     return true;
   };
-  const bool ok = field(slow.rank) && p != end && *p++ == ':' && field(slow.milliseconds) && p != end &&
-                  *p++ == ':' && field(slow.steps) && p == end;
+  const bool ok = field(slow.rank) && p != end && *p++ == ':' && field(slow.milliseconds) && p != end && *p++ == ':' &&
+                  field(slow.steps) && p == end;
   if (!ok) throw Error("DPTRAIN_TEST_SLOW_RANK=" + std::string(text) + " is invalid: expected RANK:MS:COUNT");
   return slow;
 }

@@ -1,10 +1,13 @@
 // HDF5 data files through the public reader only (include/dptrain/data/dataset.hpp):
-// split_size, then read_shards of 4-value samples with 3 classes: rank 0's shards of 1 and of 2 ranks.
+// split_size, then read_shards of 4-value samples with 3 classes (rank 0's shards of 1 and of 2 ranks),
+// and a gather of every row read.
 // Kept thin on purpose: dataset.cpp is being rewritten behind that interface.
 #include <mpi.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include "dptrain/data/dataset.hpp"
 #include "dptrain/error.hpp"
@@ -42,6 +45,20 @@ int dataset_input(const std::uint8_t* data, std::size_t size) {
         if (shard.features() != 4) __builtin_trap();
         for (std::int32_t label : shard.labels()) {
           if (label < 0 || label >= 3) __builtin_trap();
+        }
+        // What a training step does with the shard: every row, gathered in
+        // reverse order (ASan checks each read), finite and with its label.
+        const std::size_t rows = shard.labels().size();
+        std::vector<std::uint32_t> order(rows);
+        for (std::size_t r = 0; r < rows; ++r) order[r] = static_cast<std::uint32_t>(rows - 1 - r);
+        std::vector<float> input(rows * 4);
+        std::vector<std::int32_t> labels(rows);
+        shard.gather(order, Matrix{input.data(), static_cast<int>(rows), 4}, labels);
+        for (float value : input) {
+          if (!std::isfinite(value)) __builtin_trap();
+        }
+        for (std::size_t r = 0; r < rows; ++r) {
+          if (labels[r] != shard.labels()[rows - 1 - r]) __builtin_trap();
         }
       }
     } catch (const Error&) {

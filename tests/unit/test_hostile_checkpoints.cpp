@@ -135,7 +135,8 @@ TEST(HostileCheckpoints, WrongShapesAndTypesAreRefusedBeforeReading) {
 TEST(HostileCheckpoints, ParametersThatAreNotFiniteAreRefused) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
-  for (const auto& [name, bad, dims, fragment] : std::vector<std::tuple<std::string, float, std::vector<hsize_t>, std::string>>{
+  for (const auto& [name, bad, dims, fragment] :
+       std::vector<std::tuple<std::string, float, std::vector<hsize_t>, std::string>>{
            {"/model/layer_1/bias", nan, {3}, "/model/layer_1/bias holds nan at index 2, expected finite values"},
            {"/optimizer/layer_0/weight", -inf, {4, 6}, "/optimizer/layer_0/weight holds -inf at index 2"}}) {
     Written w;
