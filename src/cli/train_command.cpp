@@ -176,6 +176,38 @@ TrainConfig config_from(const po::variables_map& vm) {
   return c;
 }
 
+// MemAvailable of /proc/meminfo in bytes, or -1 where it cannot be read.
+double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024.0;
+  }
+  return -1;
+}
+
+// A network under kMaxParameters can still exceed a node's memory, and then
+// every rank dies by bad_alloc or the OOM killer amid MPI's messages. Before
+// anything is allocated, a lower bound of what the node needs (each rank's
+// gradients, one copy of the parameters and of the velocities) is checked
+// against what the node has: only a run that cannot fit is refused.
+void require_memory_for(const TrainConfig& config, int ranks_on_node) {
+  const double available = available_memory_bytes();
+  if (available < 0) return;
+  const double copy = static_cast<double>(config.arch.parameter_count()) * sizeof(float);
+  const double copies = ranks_on_node + 1.0 + (config.optimizer.sgd.momentum != 0.0f ? 1.0 : 0.0);
+  const double needed = copy * copies;
+  if (needed <= available) return;
+  auto gib = [](double bytes) { return format_number(std::round(bytes / (1 << 30) * 10) / 10); };
+  throw Error("--layers " + config.arch.layers_string() + ": " + std::to_string(config.arch.parameter_count()) +
+              " parameters need at least " + gib(needed) + " GiB on this node (" + gib(copy) + " GiB for the " +
+              "gradients of each of its " + std::to_string(ranks_on_node) + " ranks, the parameters" +
+              (config.optimizer.sgd.momentum != 0.0f ? " and the velocities" : "") + "), which has " + gib(available) +
+              " GiB available: use fewer ranks per node or a smaller network");
+}
+
 // The architecture comes from the checkpoint: an explicit conflicting value is an error.
 void check_architecture_matches(const po::variables_map& user, const Checkpoint& checkpoint, const std::string& path) {
   const Architecture& a = checkpoint.arch;
@@ -283,6 +315,7 @@ int train(const Args& args, const Communicator& comm) {
       // checked that the saved INI agrees with it).
       config.arch = resume->arch;
     }
+    require_memory_for(config, comm.ranks_on_this_node());
   });
   if (help) return 0;
 

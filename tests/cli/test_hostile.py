@@ -3,6 +3,7 @@ image headers that lie, option values that broke Boost's error messages.
 Each must end in exactly one 'dptrain: error' line naming the file and the
 field, a non-zero exit, and nothing changed on disk."""
 import hashlib
+import math
 import os
 
 import h5py
@@ -91,6 +92,24 @@ class HostileFilesTest(TempDirTest):
         self.assertOneClearError(result, "c.ini: option 'lr-gamma': unknown, or its value is invalid")
         result = run(["train", "--data", "d.h5", "--lr", "%value%x"])
         self.assertOneClearError(result, "option '--lr': unknown, or its value is invalid")
+
+    def test_a_network_that_cannot_fit_in_the_nodes_memory_is_one_clear_error(self):
+        # Under the 2^30-parameter cap, but with momentum each rank's gradients
+        # plus the parameters and velocities need more than the node has: it
+        # died by bad_alloc or the OOM killer on every rank, amid MPI's output.
+        layers = [784, 31600, 31600, 10]
+        parameters = sum(a * b + b for a, b in zip(layers, layers[1:]))
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+        ranks = max(1, math.ceil(1.5 * available / (4 * parameters)) - 2)  # half again as much as there is
+        if ranks > 12:
+            self.skipTest(f"{available >> 30} GiB available: the test would need {ranks} ranks")
+        data = write_data_h5(self.path("data.h5"), *synthetic_mnist(200, 50))
+        result = run(["train", "--data", data, "--run-dir", self.path("r"), "--layers", ",".join(map(str, layers)),
+                      "--momentum", "0.9", "--batch-size", "64", "-q"], ranks=ranks)
+        self.assertOneClearError(result, f"{parameters} parameters need at least ")
+        self.assertIn(f"of each of its {ranks} ranks, the parameters and the velocities), which has ", result.err)
+        self.assertFalse(os.path.exists(self.path("r")))
 
     def test_control_bytes_and_huge_values_never_reach_the_terminal_raw(self):
         # A NUL cut the error line short; an escape sequence reached the
