@@ -11,7 +11,7 @@ cd "$root"
 seconds=${1:-20}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(idx image config dataset checkpoint)
+((${#targets[@]})) || targets=(idx image config dataset checkpoint checkpoint_edits)
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DDPTRAIN_FUZZ=ON -DDPTRAIN_BUILD_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null

@@ -16,7 +16,9 @@ int idx_input(const std::uint8_t* data, std::size_t size);         // IDX files,
 int image_input(const std::uint8_t* data, std::size_t size);       // PGM (P2, P5) and PNG
 int dataset_input(const std::uint8_t* data, std::size_t size);     // HDF5 data files: split_size, read_shards
 int checkpoint_input(const std::uint8_t* data, std::size_t size);  // HDF5 checkpoints: read_checkpoint
-int config_input(const std::uint8_t* data, std::size_t size);      // INI text of --config and checkpoints
+// Edits (attributes, datasets) through the HDF5 API to a valid checkpoint, then read_checkpoint.
+int checkpoint_edits_input(const std::uint8_t* data, std::size_t size);
+int config_input(const std::uint8_t* data, std::size_t size);  // INI text of --config and checkpoints
 
 // Writes the input to a file of this process's own (readers of HDF5, gzip
 // and IDX take paths) and returns its name; /dev/shm when there is one.

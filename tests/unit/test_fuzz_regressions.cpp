@@ -37,6 +37,7 @@ TEST(FuzzRegressions, Idx) { EXPECT_GT(replay("idx", fuzz::idx_input), 0); }
 TEST(FuzzRegressions, Image) { EXPECT_GT(replay("image", fuzz::image_input), 0); }
 TEST(FuzzRegressions, Dataset) { EXPECT_GT(replay("dataset", fuzz::dataset_input), 0); }
 TEST(FuzzRegressions, Checkpoint) { EXPECT_GT(replay("checkpoint", fuzz::checkpoint_input), 0); }
+TEST(FuzzRegressions, CheckpointEdits) { EXPECT_GT(replay("checkpoint_edits", fuzz::checkpoint_edits_input), 0); }
 TEST(FuzzRegressions, Config) { EXPECT_GT(replay("config", fuzz::config_input), 0); }
 
 }  // namespace
