@@ -137,9 +137,11 @@ TrainConfig config_from(const po::variables_map& vm) {
   require(c.epochs >= 1 && c.epochs <= kMaxEpochs, "epochs", std::to_string(c.epochs),
           "a whole number from 1 to " + std::to_string(kMaxEpochs));
   o.warmup_epochs = get<double>(vm, "warmup-epochs");
-  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0 && o.warmup_epochs <= static_cast<double>(c.epochs),
+  // Bounded as --epochs is (warm-up steps are counted in int64), not by this
+  // run's --epochs: a resumed run takes it from the checkpoint's config.
+  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0 && o.warmup_epochs <= static_cast<double>(kMaxEpochs),
           "warmup-epochs", format_number(o.warmup_epochs),
-          "a number of epochs from 0 to --epochs (" + std::to_string(c.epochs) + ")");
+          "a number of epochs from 0 to " + std::to_string(kMaxEpochs));
   c.seed = get<std::int64_t>(vm, "seed");
   c.shuffle = get<bool>(vm, "shuffle") && !get<bool>(vm, "no-shuffle");
   c.shards = get<std::int64_t>(vm, "shards");

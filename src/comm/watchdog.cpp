@@ -71,12 +71,12 @@ Watchdog::Watchdog(const Communicator& comm, double timeout_seconds, const std::
   // An earlier attempt's folder (a requeued job): its markers would name the
   // wrong ranks, and its host list the wrong hosts. A new folder is not made
   // here, so that a run refused in set-up leaves nothing behind.
-  if (comm.is_root() && fs::is_directory(run_dir)) {
+  comm.collectively([&] {
     std::error_code ignored;
+    if (!comm.is_root() || !fs::is_directory(run_dir, ignored)) return;
     fs::remove_all(folder_, ignored);
     write_rank_hosts();
-  }
-  comm.barrier();
+  });
   disarm();
   if (timeout_seconds_ <= 0) return;
   monitor_ = new Monitor;

@@ -113,15 +113,19 @@ std::string RunFolder::step_checkpoint_name(std::int64_t global_step) {
   return name;
 }
 
-void RunFolder::prepare(std::int64_t resumed_step) {
+void RunFolder::prepare(std::optional<std::int64_t> continue_from) {
   comm_.collectively([&] {
     if (!comm_.is_root()) return;
     fs::create_directories(checkpoint_folder());
     lock_fd_ = lock_folder(config_.run_dir);
     remove_stale_temporaries(checkpoint_folder());
+    // Partial files of a writer killed mid-write (the lock says no one writes now).
+    for (const auto& entry : fs::directory_iterator(config_.run_dir)) {
+      if (entry.path().filename().string().find(kPartialMarker) != std::string::npos) fs::remove(entry.path());
+    }
     write_file_atomically((fs::path(config_.run_dir) / "config.ini").string(), config_.to_ini());
     const std::string metrics_path = (fs::path(config_.run_dir) / "metrics.jsonl").string();
-    drop_metrics_after(metrics_path, resumed_step);
+    if (continue_from) drop_metrics_after(metrics_path, *continue_from);
     metrics_.open(metrics_path, std::ios::app);
     if (!metrics_) throw Error(metrics_path + ": cannot open for writing");
   });

@@ -115,7 +115,8 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   });
   if (shares_parameters()) share_parameters();  // after every rank has its values: it waits for the node's ranks
 
-  run_folder_.prepare(progress_.global_step);
+  // Metrics of steps after the checkpoint are dropped only if this run trains.
+  run_folder_.prepare(progress_.epochs_done < config_.epochs ? std::optional(progress_.global_step) : std::nullopt);
   const std::string data_report = data_.report_json();
   run_folder_.write_text("data.json", data_report + "\n");
   progress_line_ = ProgressLine(stdout, comm_.is_root() && !config_.quiet, config_.log_every, data_.batches().steps(),
@@ -156,9 +157,10 @@ void Trainer::restore(const Checkpoint& checkpoint) {
   const bool same_batches = checkpoint.progress.batch_size == config_.batch_size &&
                             checkpoint.progress.shards == config_.shards && checkpoint.progress.seed == config_.seed &&
                             checkpoint.progress.shuffle == config_.shuffle;
-  // A checkpoint part-way through an epoch is taken between its steps; one at
-  // its end has moved on to the next epoch's step 0.
-  if (same_batches && checkpoint.progress.step_in_epoch >= data_.batches().steps()) {
+  // A checkpoint part-way through an epoch is taken between its steps: at most
+  // all of them (a stop seen at the epoch's last step saves step_in_epoch ==
+  // steps, and the resumed run then ends that epoch).
+  if (same_batches && checkpoint.progress.step_in_epoch > data_.batches().steps()) {
     throw Error(checkpoint.path + ": /progress attribute step_in_epoch " +
                 std::to_string(checkpoint.progress.step_in_epoch) + " is past the " +
                 std::to_string(data_.batches().steps()) + " steps of an epoch of the same batches (damaged or edited)");

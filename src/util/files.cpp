@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "dptrain/error.hpp"
@@ -32,20 +33,27 @@ void require_regular_file(const std::string& path) {
 }
 
 void write_file_atomically(const std::string& path, std::string_view text) {
-  // The process id keeps writers on different ranks or hosts apart.
-  const std::string temporary = path + ".partial-" + std::to_string(::getpid());
+  // mkstemp: a name no other writer (thread, rank, host) of the same path uses.
+  std::string temporary = path + kPartialMarker + "XXXXXX";
+  const int fd = ::mkstemp(temporary.data());
+  if (fd < 0) throw Error(path + ": cannot write: " + std::strerror(errno));
   const auto fail = [&](int error) {
     std::remove(temporary.c_str());
     throw Error(path + ": cannot write: " + std::strerror(error));
   };
-  std::FILE* file = std::fopen(temporary.c_str(), "w");
-  if (file == nullptr) fail(errno);
+  std::FILE* file = ::fdopen(fd, "w");
+  if (file == nullptr) {
+    const int error = errno;
+    ::close(fd);
+    fail(error);
+  }
   if (std::fwrite(text.data(), 1, text.size(), file) != text.size() || std::fflush(file) != 0) {
     const int error = errno;
     std::fclose(file);
     fail(error);
   }
   if (std::fclose(file) != 0) fail(errno);
+  ::chmod(temporary.c_str(), 0644);  // mkstemp's 0600 would hide config.ini from the user's group
   if (std::rename(temporary.c_str(), path.c_str()) != 0) fail(errno);
 }
 

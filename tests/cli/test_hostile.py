@@ -4,6 +4,7 @@ Each must end in exactly one 'dptrain: error' line naming the file and the
 field, a non-zero exit, and nothing changed on disk."""
 import hashlib
 import math
+import shutil
 import os
 
 import h5py
@@ -54,6 +55,13 @@ class HostileFilesTest(TempDirTest):
                 result = run(["train", "--run-dir", run_dir, "--resume", "auto", "--epochs", "2", "-q"], ranks=ranks)
                 self.assertOneClearError(result, ": /progress attribute step_in_epoch 1000000000000 is past the 4 "
                                          "steps of an epoch")
+        # All 4 steps done: what a stop seen at an epoch's last step saves. It resumes.
+        at_end = self.path("at-end")
+        shutil.copytree(run_dir, at_end, symlinks=True)
+        with h5py.File(os.path.join(at_end, "checkpoints", "latest.h5"), "r+") as f:
+            f["progress"].attrs["step_in_epoch"] = np.int64(4)
+        resumed = run(["train", "--run-dir", at_end, "--resume", "auto", "--epochs", "2", "-q"], ranks=2)
+        self.assertEqual(resumed.code, 0, resumed)
         with h5py.File(checkpoint, "r+") as f:
             f["progress"].attrs["step_in_epoch"] = np.int64(0)
             f["model/layer_0/bias"][5] = np.nan
@@ -123,7 +131,7 @@ class HostileFilesTest(TempDirTest):
                 result = run(["train", "--data", "d.h5", "--config", self.path(name)])
                 self.assertOneClearError(result, fragment)
                 self.assertLess(len(result.err), 2000, "the error line is cut")
-        result = run(["train", "--data", "a\x1b[31mb.h5", "-q"], ranks=2)
+        result = run(["train", "--data", "a\x1b[31mb.h5", "--run-dir", self.path("r"), "-q"], ranks=2)
         self.assertOneClearError(result, "a\\x1b[31mb.h5: cannot open: No such file or directory")
         self.assertNotIn("\x1b", result.err)
 

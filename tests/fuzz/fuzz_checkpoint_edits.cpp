@@ -208,6 +208,7 @@ int checkpoint_edits_input(const std::uint8_t* data, std::size_t size) {
       if (!std::isfinite(v)) __builtin_trap();  // a non-finite parameter was accepted
     }
   } catch (const Error&) {
+    if (size == 0) __builtin_trap();  // the unedited base must read, or every edit tests one early error
   }
   ::unlink(path.c_str());
   return 0;

@@ -11,6 +11,7 @@
 // One folder holds one run: a fresh run refuses a folder that holds an earlier
 // run's checkpoints, and a second job refuses a folder that another is using.
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "dptrain/comm/communicator.hpp"
@@ -38,10 +39,11 @@ class RunFolder {
   std::string checkpoint_folder() const;
   // Creates the folders, clears temporaries a killed writer left, writes
   // config.ini and opens metrics.jsonl for appending. Collective.
-  // `resumed_step` is the global step the run starts from (0 when fresh):
-  // metrics.jsonl lines of later steps, from an attempt that ended before its
-  // next checkpoint, are dropped, so the file reads as one run.
-  void prepare(std::int64_t resumed_step);
+  // `continue_from` is the global step the run trains from (0 when fresh;
+  // none when it has nothing to train): metrics.jsonl lines of later steps,
+  // from an attempt that ended before its next checkpoint, are dropped, so
+  // the file reads as one run.
+  void prepare(std::optional<std::int64_t> continue_from);
   void write_text(const std::string& name, const std::string& text) const;  // rank 0's text; collective
   void append_metrics(const std::string& json_line);                        // collective
   // Writes `name` atomically, points latest.h5 at it, prunes old ones. Collective.

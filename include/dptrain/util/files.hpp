@@ -16,5 +16,8 @@ void require_regular_file(const std::string& path);
 // half-written file behind, and a reader never sees one). Throws an Error
 // naming the path and the reason.
 void write_file_atomically(const std::string& path, std::string_view text);
+// What a temporary name of write_file_atomically holds: a writer killed
+// mid-write leaves PATH.partial-XXXXXX, which RunFolder::prepare removes.
+inline constexpr const char* kPartialMarker = ".partial-";
 
 }  // namespace dptrain
