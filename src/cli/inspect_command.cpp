@@ -46,15 +46,15 @@ int inspect(const Args& args, const Communicator& comm) {
     if (help || !comm.is_root()) return;
     const std::string path = required_string(vm, "checkpoint", "the checkpoint to describe");
     const Checkpoint c = read_checkpoint(path);
-    const Mlp layout(c.arch);
+    const std::vector<LayerSlice> layout = layer_slices(c.arch);
     const Architecture& a = c.arch;
     std::printf("checkpoint   %s (dptrain-checkpoint, format %lld)\n", path.c_str(),
                 static_cast<long long>(c.format_version));
     std::printf("network      %s, %zu parameters; hidden %s, output %s, loss %s\n", a.layers_string().c_str(),
-                layout.num_params(), to_string(a.hidden).c_str(), to_string(a.output).c_str(),
+                a.parameter_count(), to_string(a.hidden).c_str(), to_string(a.output).c_str(),
                 to_string(a.loss).c_str());
-    for (std::size_t i = 0; i < layout.layers().size(); ++i) {
-      const LayerSlice& l = layout.layers()[i];
+    for (std::size_t i = 0; i < layout.size(); ++i) {
+      const LayerSlice& l = layout[i];
       double sum_squares = 0.0;
       for (std::size_t k = 0; k < static_cast<std::size_t>(l.in) * l.out; ++k) {
         sum_squares += double{c.params[l.weight_offset + k]} * c.params[l.weight_offset + k];

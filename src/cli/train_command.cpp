@@ -195,18 +195,19 @@ double available_memory_bytes() {
 // anything is allocated, a lower bound of what the node needs (each rank's
 // gradients, one copy of the parameters and of the velocities) is checked
 // against what the node has: only a run that cannot fit is refused.
-void require_memory_for(const TrainConfig& config, int ranks_on_node) {
+// On resume it runs before the checkpoint's parameters are read.
+void require_memory_for(const Architecture& arch, const SgdSettings& sgd, int ranks_on_node) {
   const double available = available_memory_bytes();
   if (available < 0) return;
-  const double copy = static_cast<double>(config.arch.parameter_count()) * sizeof(float);
-  const double copies = ranks_on_node + 1.0 + (config.optimizer.sgd.momentum != 0.0f ? 1.0 : 0.0);
+  const double copy = static_cast<double>(arch.parameter_count()) * sizeof(float);
+  const double copies = ranks_on_node + 1.0 + (sgd.momentum != 0.0f ? 1.0 : 0.0);
   const double needed = copy * copies;
   if (needed <= available) return;
   auto gib = [](double bytes) { return format_number(std::round(bytes / (1 << 30) * 10) / 10); };
-  throw Error("--layers " + config.arch.layers_string() + ": " + std::to_string(config.arch.parameter_count()) +
+  throw Error("--layers " + arch.layers_string() + ": " + std::to_string(arch.parameter_count()) +
               " parameters need at least " + gib(needed) + " GiB on this node (" + gib(copy) + " GiB for the " +
               "gradients of each of its " + std::to_string(ranks_on_node) + " ranks, the parameters" +
-              (config.optimizer.sgd.momentum != 0.0f ? " and the velocities" : "") + "), which has " + gib(available) +
+              (sgd.momentum != 0.0f ? " and the velocities" : "") + "), which has " + gib(available) +
               " GiB available: use fewer ranks per node or a smaller network");
 }
 
@@ -305,7 +306,9 @@ int train(const Args& args, const Communicator& comm) {
     }
     if (!vm.count("resume")) RunFolder::require_no_earlier_run(run_dir);
     if (!resume_path.empty()) {
-      resume = read_checkpoint(resume_path);
+      resume = read_checkpoint(resume_path, [&](const Checkpoint& header) {
+        require_memory_for(header.arch, header.optimizer.sgd, comm.ranks_on_this_node());
+      });
       check_architecture_matches(vm, *resume, resume_path);
       store_ini(resume->config, resume_path + ": the configuration saved in the checkpoint", options, vm);
     }
@@ -317,7 +320,7 @@ int train(const Args& args, const Communicator& comm) {
       // checked that the saved INI agrees with it).
       config.arch = resume->arch;
     }
-    require_memory_for(config, comm.ranks_on_this_node());
+    require_memory_for(config.arch, config.optimizer.sgd, comm.ranks_on_this_node());
   });
   if (help) return 0;
 

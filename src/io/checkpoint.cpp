@@ -62,9 +62,10 @@ void write_layers(hid_t group, const Mlp& model, std::span<const float> buffer, 
 
 // Opens group/layer_<i>/{weight,bias} for every layer and checks type,
 // shape and stored size against the architecture, before any is read.
-void check_layer_datasets(hid_t file, const Mlp& layout, const std::string& group, const std::string& path) {
-  for (std::size_t i = 0; i < layout.layers().size(); ++i) {
-    const LayerSlice& l = layout.layers()[i];
+void check_layer_datasets(hid_t file, const std::vector<LayerSlice>& layout, const std::string& group,
+                          const std::string& path) {
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    const LayerSlice& l = layout[i];
     const std::string name = group + "/" + layer_name(i);
     h5::require_checksummed_path(file, name + "/weight", path);
     h5::require_checksummed_path(file, name + "/bias", path);
@@ -73,10 +74,11 @@ void check_layer_datasets(hid_t file, const Mlp& layout, const std::string& grou
   }
 }
 
-std::vector<float> read_layers(hid_t group, const Mlp& model, const std::string& where, const std::string& file) {
-  std::vector<float> buffer(model.num_params());
-  for (std::size_t i = 0; i < model.layers().size(); ++i) {
-    const LayerSlice& l = model.layers()[i];
+std::vector<float> read_layers(hid_t group, const std::vector<LayerSlice>& layout, std::size_t parameter_count,
+                               const std::string& where, const std::string& file) {
+  std::vector<float> buffer(parameter_count);
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    const LayerSlice& l = layout[i];
     const std::string name = where + "/" + layer_name(i);
     const std::vector<float> w =
         h5::read_floats(group, name + "/weight", {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, file);
@@ -356,7 +358,8 @@ std::int64_t checkpoint_global_step(const std::string& path) {
   return h5::read_int_attribute(p, "global_step", path + ": /progress");
 }
 
-Checkpoint read_checkpoint(const std::string& path) {
+Checkpoint read_checkpoint(const std::string& path,
+                           const std::function<void(const Checkpoint&)>& before_reading_parameters) {
   h5::Handle file = open_checkpoint_file(path);
   auto open_checked_group = [&](const std::string& name) {
     h5::require_checksummed_path(file, name, path);
@@ -416,7 +419,7 @@ Checkpoint read_checkpoint(const std::string& path) {
                 " (" + std::to_string(needed) + " bytes), but the file has only " + std::to_string(file_bytes) +
                 " bytes (damaged or edited)");
   }
-  const Mlp layout(c.arch);
+  const std::vector<LayerSlice> layout = layer_slices(c.arch);
 
   h5::Handle p = open_checked_group("/progress");
   const std::string pw = path + ": /progress";
@@ -451,8 +454,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   // Every dataset is checked against the architecture before any is read.
   check_layer_datasets(file, layout, "/model", path);
   if (has_velocity) check_layer_datasets(file, layout, "/optimizer", path);
-  c.params = read_layers(file, layout, "/model", path);
-  if (has_velocity) c.velocity = read_layers(file, layout, "/optimizer", path);
+  if (before_reading_parameters) before_reading_parameters(c);
+  c.params = read_layers(file, layout, parameter_count, "/model", path);
+  if (has_velocity) c.velocity = read_layers(file, layout, parameter_count, "/optimizer", path);
   return c;
 }
 

@@ -80,20 +80,26 @@ Matrix Workspace::input(int rows) {
   return {activations_.front().data(), rows, static_cast<int>(activations_.front().size() / max_rows_)};
 }
 
-Mlp::Mlp(Architecture arch) : arch_(std::move(arch)) {
-  arch_.validate();
+std::vector<LayerSlice> layer_slices(const Architecture& arch) {
+  std::vector<LayerSlice> slices;
   std::size_t offset = 0;
-  for (std::size_t i = 0; i + 1 < arch_.layers.size(); ++i) {
+  for (std::size_t i = 0; i + 1 < arch.layers.size(); ++i) {
     LayerSlice layer;
-    layer.in = arch_.layers[i];
-    layer.out = arch_.layers[i + 1];
+    layer.in = arch.layers[i];
+    layer.out = arch.layers[i + 1];
     layer.weight_offset = offset;
     offset += static_cast<std::size_t>(layer.in) * layer.out;
     layer.bias_offset = offset;
     offset += layer.out;
-    layers_.push_back(layer);
+    slices.push_back(layer);
   }
-  params_ = RelocatableBuffer<float>(offset);
+  return slices;
+}
+
+Mlp::Mlp(Architecture arch) : arch_(std::move(arch)) {
+  arch_.validate();
+  layers_ = layer_slices(arch_);
+  params_ = RelocatableBuffer<float>(arch_.parameter_count());  // validated: at most kMaxParameters
 }
 
 void Mlp::use_shared_params(std::span<float> storage) { params_.relocate(storage, "shared parameters"); }

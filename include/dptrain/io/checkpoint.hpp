@@ -16,6 +16,7 @@
 //                         epoch_loss_sum, epoch_seconds
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -71,7 +72,11 @@ void write_checkpoint(const std::string& path, const Mlp& model, const Sgd& opti
 // checked (sizes, kMaxParameters), every parameter dataset's type,
 // shape and stored size against that architecture, and the saved INI
 // configuration against the /model, /optimizer and /progress attributes.
-Checkpoint read_checkpoint(const std::string& path);
+// before_reading_parameters sees the checkpoint with all but params and
+// velocity, once everything else is checked (and may throw, e.g. when the
+// network would not fit in memory).
+Checkpoint read_checkpoint(const std::string& path,
+                           const std::function<void(const Checkpoint&)>& before_reading_parameters = {});
 
 // Copies the checkpoint's parameters into `model`, which must have the
 // checkpoint's architecture (an Error naming `path` otherwise, nothing copied).

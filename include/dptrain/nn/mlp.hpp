@@ -45,6 +45,12 @@ struct LayerSlice {
   std::size_t bias_offset = 0;    // b [out]
 };
 
+// Where each layer's W and b sit in the one parameter buffer (and in the
+// gradient and velocity buffers, which share its layout): layer by layer, W
+// then b, ending at arch.parameter_count(). No buffer is allocated, so a
+// checkpoint's layout can be checked before anything sized by it exists.
+std::vector<LayerSlice> layer_slices(const Architecture& arch);
+
 // Told by Mlp::backpropagate as parts of the gradient buffer become final.
 // Backprop finishes gradients from the top of the buffer (the last layer)
 // down, so what is final is always a suffix: grads[offset, end).
