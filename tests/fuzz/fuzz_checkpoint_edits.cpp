@@ -101,21 +101,7 @@ const std::vector<std::uint8_t>& base_checkpoint() {
   static const std::vector<std::uint8_t> bytes = [] {
     const std::string path = write_input_file(nullptr, 0, "-base.h5");
     std::filesystem::remove(path);
-    Mlp model(Architecture{{6, 4, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy});
-    model.initialize(1);
-    Sgd optimizer(model.num_params(), SgdSettings{0.9f, 0.0f, false});
-    OptimizerSettings settings;
-    settings.lr = 0.1;
-    settings.sgd = optimizer.settings();
-    const Progress progress{2, 0, 20, 1, 8, kDefaultShards, 3, true, "/data/d.h5", std::string(64, 'b')};
-    TrainConfig config;
-    config.data = progress.data_file;
-    config.arch = model.arch();
-    config.optimizer = settings;
-    config.batch_size = progress.batch_size;
-    config.seed = progress.seed;
-    config.shuffle = progress.shuffle;
-    write_checkpoint(path, model, optimizer, settings, progress, config.to_ini());
+    ExampleCheckpoint().write(path);
     std::FILE* file = std::fopen(path.c_str(), "rb");
     std::vector<std::uint8_t> contents;
     for (int c; file != nullptr && (c = std::fgetc(file)) != EOF;) contents.push_back(static_cast<std::uint8_t>(c));

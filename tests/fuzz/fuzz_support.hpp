@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "dptrain/train/config.hpp"
+
 namespace dptrain::fuzz {
 
 int idx_input(const std::uint8_t* data, std::size_t size);         // IDX files, raw and gzip
@@ -23,6 +25,17 @@ int config_input(const std::uint8_t* data, std::size_t size);  // INI text of --
 // Writes the input to a file of this process's own (readers of HDF5, gzip
 // and IDX take paths) and returns its name; /dev/shm when there is one.
 std::string write_input_file(const std::uint8_t* data, std::size_t size, const std::string& suffix);
+
+// The valid checkpoint that the edit fuzzer starts from and the hostile
+// checkpoint tests edit: a 6-4-3 relu/softmax network with momentum, its
+// progress, and the configuration whose INI it carries.
+struct ExampleCheckpoint {
+  TrainConfig config;
+  Progress progress{2, 0, 20, 1, 8, kDefaultShards, 3, true, "/data/d.h5", std::string(64, 'b')};
+
+  ExampleCheckpoint();
+  void write(const std::string& path) const;
+};
 
 }  // namespace dptrain::fuzz
 

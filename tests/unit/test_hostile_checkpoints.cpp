@@ -11,32 +11,17 @@
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/train/config.hpp"
 #include "dptrain/util/hdf5.hpp"
+#include "fuzz_support.hpp"
 #include "test_files.hpp"
 
 namespace dptrain {
 namespace {
 
-struct Written {
+struct Written : fuzz::ExampleCheckpoint {
   TempDir dir;
   std::string path = dir / "c.h5";
-  Mlp model{Architecture{{6, 4, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy}};
-  Sgd optimizer{model.num_params(), SgdSettings{0.9f, 0.0f, false}};
-  OptimizerSettings settings;
-  Progress progress{2, 0, 20, 1, 8, kDefaultShards, 3, true, "/data/d.h5", std::string(64, 'b')};
-  TrainConfig config;
 
-  Written() {
-    model.initialize(1);
-    settings.lr = 0.1;
-    settings.sgd = optimizer.settings();
-    config.data = progress.data_file;
-    config.arch = model.arch();
-    config.optimizer = settings;
-    config.batch_size = progress.batch_size;
-    config.seed = progress.seed;
-    config.shuffle = progress.shuffle;
-    write_checkpoint(path, model, optimizer, settings, progress, config.to_ini());
-  }
+  Written() { write(path); }
 
   // Changes the written file through the C API, as h5py or a crafted file would.
   void edit(const std::function<void(hid_t)>& change) const {
@@ -148,6 +133,33 @@ TEST(HostileCheckpoints, ParametersThatAreNotFiniteAreRefused) {
     });
     EXPECT_ERROR_HAS(w, fragment);
   }
+}
+
+// Resume checks the node's memory from the header, before the parameters
+// (as large as the network) are read: here a NaN in them is not reached.
+TEST(HostileCheckpoints, TheHeaderIsCheckedBeforeTheParametersAreRead) {
+  Written w;
+  Architecture seen;
+  std::size_t params_seen = 1;
+  const Checkpoint whole = read_checkpoint(w.path, [&](const Checkpoint& header) {
+    seen = header.arch;
+    params_seen = header.params.size() + header.velocity.size();
+  });
+  EXPECT_EQ(seen, w.config.arch);
+  EXPECT_EQ(params_seen, 0u);
+  EXPECT_EQ(whole.params.size(), w.config.arch.parameter_count());
+  w.edit([](hid_t file) {
+    ASSERT_GE(H5Ldelete(file, "/model/layer_0/bias", H5P_DEFAULT), 0);
+    const std::vector<float> values(4, std::numeric_limits<float>::quiet_NaN());
+    h5::write_dataset(file, "/model/layer_0/bias", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {4}, values.data(), 0, "test");
+  });
+  try {
+    read_checkpoint(w.path, [](const Checkpoint&) { throw Error("does not fit"); });
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "does not fit");
+  }
+  EXPECT_ERROR_HAS(w, "/model/layer_0/bias holds nan at index 0");
 }
 
 TEST(HostileCheckpoints, MissingDatasetsAreNamed) {
