@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/files.hpp"
@@ -44,16 +45,26 @@ int lock_folder(const std::string& run_dir) {
   throw Error(path + ": cannot lock the run folder: " + std::strerror(saved));
 }
 
-// Keeps the lines of metrics.jsonl (each {"epoch": E, "step": S, ...}) up to
-// step `last_step`; a line without a step is kept. Rewritten only if a line goes.
+// The step of a metrics.jsonl line as Trainer::end_epoch writes it, its
+// first two fields {"epoch": E, "step": S, ...}; none for any other line.
+std::optional<std::int64_t> metrics_line_step(const std::string& line) {
+  long long epoch = 0, step = 0;
+  char after = 0;
+  if (std::sscanf(line.c_str(), "{\"epoch\": %lld, \"step\": %lld%c", &epoch, &step, &after) != 3) return {};
+  if (after != ',' && after != '}') return {};
+  return step;
+}
+
+// Keeps the lines of metrics.jsonl up to step `last_step`; a line without a
+// step is kept. Rewritten only if a line goes.
 void drop_metrics_after(const std::string& path, std::int64_t last_step) {
   std::ifstream in(path);
   if (!in) return;
   std::string kept, line;
   bool dropped = false;
   while (std::getline(in, line)) {
-    const std::size_t at = line.find("\"step\": ");
-    if (at != std::string::npos && std::strtoll(line.c_str() + at + 8, nullptr, 10) > last_step) {
+    const std::optional<std::int64_t> step = metrics_line_step(line);
+    if (step && *step > last_step) {
       dropped = true;
       continue;
     }

@@ -402,6 +402,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double seconds) {
     std::fflush(stdout);
   }
   JsonObject line;
+  // epoch and step first: a resume finds a line's step there (run_folder.cpp).
   line.add("epoch", epoch).add("step", progress_.global_step);
   line.add("lr", schedule_.lr_at(std::max<std::int64_t>(0, progress_.global_step - 1)));
   line.add("train_loss", train_loss).add("test_loss", test.mean_loss()).add("test_accuracy", test.accuracy());
