@@ -14,15 +14,42 @@ std::string hex_byte(unsigned char c, const char* prefix) {
   return text;
 }
 
+// The length of the well-formed UTF-8 sequence at the start of `text` (1 for
+// ASCII), or 0 when there is none. Lead bytes C0, C1 and F5-FF never start one.
+std::size_t utf8_length(std::string_view text) {
+  const auto lead = static_cast<unsigned char>(text[0]);
+  const std::size_t length = lead < 0x80   ? 1
+                             : lead < 0xc2 ? 0
+                             : lead < 0xe0 ? 2
+                             : lead < 0xf0 ? 3
+                             : lead < 0xf5 ? 4
+                                           : 0;
+  if (length == 0 || length > text.size()) return 0;
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((static_cast<unsigned char>(text[k]) & 0xc0) != 0x80) return 0;
+  }
+  return length;
+}
+
 }  // namespace
 
 std::string printable(std::string_view text, std::size_t limit) {
   std::string out;
   const std::string_view shown = text.substr(0, limit);
   out.reserve(shown.size());
-  for (const char ch : shown) {
-    const auto c = static_cast<unsigned char>(ch);
-    out += is_control(c) ? hex_byte(c, "\\x") : std::string(1, ch);
+  for (std::size_t at = 0; at < shown.size();) {
+    const auto c = static_cast<unsigned char>(shown[at]);
+    const std::size_t length = utf8_length(shown.substr(at));
+    if (length == 0) {
+      out += hex_byte(c, "\\x");  // a byte of no character: raw 0x80-0x9f is a C1 control to 8-bit terminals
+    } else if (length == 1 && is_control(c)) {
+      out += hex_byte(c, "\\x");
+    } else if (length == 2 && c == 0xc2 && static_cast<unsigned char>(shown[at + 1]) < 0xa0) {
+      out += hex_byte(static_cast<unsigned char>(shown[at + 1]), "\\u00");  // U+0080-U+009F: C1 controls (CSI...)
+    } else {
+      out += shown.substr(at, length);
+    }
+    at += length == 0 ? 1 : length;
   }
   if (shown.size() < text.size()) out += "... (" + std::to_string(text.size()) + " bytes in all)";
   return out;

@@ -12,7 +12,15 @@ TEST(Text, ControlBytesAreEscapedAndLongTextIsCut) {
   const std::string with_nul("a\0b", 3);
   EXPECT_EQ(printable(with_nul), "a\\x00b");
   EXPECT_EQ(printable("red \x1b[31m\ttab\nline\x7f"), "red \\x1b[31m\\x09tab\\x0aline\\x7f");
-  EXPECT_EQ(printable("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 passes as it is
+  EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");  // UTF-8 as it is
+  // C1 controls (CSI is U+009B) and bytes of no character are escaped too.
+  EXPECT_EQ(printable("a\xc2\x9b"
+                      "31m \x9b"
+                      "31m \xc2\xa0"),
+            "a\\u009b31m \\x9b31m \xc2\xa0");
+  EXPECT_EQ(printable("cut \xe2\x82"), "cut \\xe2\\x82");
+  EXPECT_EQ(printable("\xff\xc0\x80"), "\\xff\\xc0\\x80");
   EXPECT_EQ(printable(std::string(5000, '7'), 10), "7777777777... (5000 bytes in all)");
   EXPECT_EQ(printable(std::string(10, '7'), 10), std::string(10, '7'));
 }

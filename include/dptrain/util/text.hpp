@@ -24,7 +24,8 @@ inline std::string format_number(double value) {
 }
 
 // `text` made safe to print on one line of a terminal or log: control
-// bytes (NUL, escape sequences, line ends) as \xNN, and text past `limit`
+// bytes (NUL, escape sequences, line ends) and bytes that are not UTF-8 as
+// \xNN, the C1 controls U+0080-U+009F as \u00NN, and text past `limit`
 // bytes cut, with its length said. Error messages quote what a user gave
 // (a value, a file's contents), which can be anything.
 std::string printable(std::string_view text, std::size_t limit = 1000);
