@@ -257,14 +257,15 @@ void store_ini(const std::string& text, const std::string& source, const po::opt
 
 }  // namespace
 
-TrainConfig train_config_from_ini(const std::string& text, const std::string& source) {
+TrainConfig train_config_from(const Args& command_line, const std::string& ini, const std::string& source) {
   const po::options_description options = train_options("runs/from-ini");
   po::variables_map vm;
-  store_ini(text, source, options, vm);
+  parse_command_line("train", command_line, options, vm);
+  store_ini(ini, source, options, vm);
   try {
     po::notify(vm);
   } catch (const po::error& e) {
-    throw Error(source + ": " + program_options_message(e, text));
+    throw Error(source + ": " + program_options_message(e, ini));
   }
   return config_from(vm);
 }

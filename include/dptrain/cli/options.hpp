@@ -28,10 +28,10 @@ bool print_help_if_asked(const std::string& usage, const po::options_description
 // Reads a required option, with an error naming it when it is missing.
 std::string required_string(const po::variables_map& vm, const std::string& name, const std::string& why);
 
-// The training configuration an INI text (a --config file, a checkpoint's
-// saved configuration) gives on its own, defaults filled in. `source` names
-// the text in errors. What `train --config` and `--resume` parse, for tests
-// and the fuzzer.
-TrainConfig train_config_from_ini(const std::string& text, const std::string& source);
+// The training configuration that `train` arguments and an INI text (a
+// --config file, a checkpoint's saved configuration) give, merged as train
+// merges them: a value on the command line wins over the INI's, defaults
+// fill the rest. `source` names the text in errors. For the fuzzer.
+TrainConfig train_config_from(const Args& command_line, const std::string& ini, const std::string& source);
 
 }  // namespace dptrain::cli
