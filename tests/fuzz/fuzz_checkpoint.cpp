@@ -18,6 +18,7 @@ int checkpoint_input(const std::uint8_t* data, std::size_t size) {
     load_parameters(checkpoint, model, path);
   } catch (const Error&) {
   }
+  require_no_open_hdf5_objects("read_checkpoint");
   ::unlink(path.c_str());
   return 0;
 }

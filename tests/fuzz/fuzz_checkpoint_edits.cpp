@@ -196,6 +196,7 @@ int checkpoint_edits_input(const std::uint8_t* data, std::size_t size) {
   } catch (const Error&) {
     if (size == 0) __builtin_trap();  // the unedited base must read, or every edit tests one early error
   }
+  require_no_open_hdf5_objects("read_checkpoint");
   ::unlink(path.c_str());
   return 0;
 }

@@ -63,6 +63,7 @@ int dataset_input(const std::uint8_t* data, std::size_t size) {
       }
     } catch (const Error&) {
     }
+    require_no_open_hdf5_objects("split_size and read_shards");
   }
   ::unlink(path.c_str());
   return 0;

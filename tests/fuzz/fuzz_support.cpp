@@ -1,5 +1,6 @@
 #include "fuzz_support.hpp"
 
+#include <hdf5.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,6 +21,13 @@ std::string write_input_file(const std::uint8_t* data, std::size_t size, const s
   const bool written = size == 0 || std::fwrite(data, 1, size, file) == size;
   if (std::fclose(file) != 0 || !written) throw std::runtime_error("cannot write " + path);
   return path;
+}
+
+void require_no_open_hdf5_objects(const char* after) {
+  const ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+  if (open == 0) return;
+  std::fprintf(stderr, "%zd HDF5 objects left open after %s\n", open, after);
+  __builtin_trap();
 }
 
 ExampleCheckpoint::ExampleCheckpoint() {

@@ -26,6 +26,12 @@ int config_input(const std::uint8_t* data, std::size_t size);  // INI text of --
 // and IDX take paths) and returns its name; /dev/shm when there is one.
 std::string write_input_file(const std::uint8_t* data, std::size_t size, const std::string& suffix);
 
+// Traps (a finding) when any HDF5 file, group, dataset, datatype or
+// attribute is still open: after a reader returns or throws, every handle
+// it opened must be closed (RAII, error paths included). LeakSanitizer
+// cannot tell, as libhdf5's own allocations are suppressed.
+void require_no_open_hdf5_objects(const char* after);
+
 // The valid checkpoint that the edit fuzzer starts from and the hostile
 // checkpoint tests edit: a 6-4-3 relu/softmax network with momentum, its
 // progress, and the configuration whose INI it carries.

@@ -34,6 +34,7 @@ struct Written : fuzz::ExampleCheckpoint {
     try {
       read_checkpoint(path);
     } catch (const Error& e) {
+      EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0) << "HDF5 objects left open after: " << e.what();
       return e.what();
     }
     return "no error";
