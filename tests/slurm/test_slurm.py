@@ -136,6 +136,34 @@ class SlurmTest(TempDirTest):
         self.assertTrue(glob.glob(self.path("run/checkpoints/step-*.h5")), "a mid-epoch checkpoint")
         self.assertTrue(same_params(self.path("straight/checkpoints/latest.h5"), self.path("run/checkpoints/latest.h5")))
 
+    def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
+        # scancel and preemption send SIGTERM to every process of the job,
+        # mpirun included, and SIGKILL KillWait seconds later. mpirun passes
+        # the signal on and waits for the ranks, which stop at the next step
+        # with a checkpoint; the job ends CANCELLED, its progress kept.
+        straight = run(["train", "--config", self.path("small.ini"), "--data", self.data,
+                        "--run-dir", self.path("straight"), "-q"], ranks=2, timeout=600)
+        self.assertEqual(straight.code, 0, straight)
+        pause = self.path("paused")
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        writer = self.hold_in_second_checkpoint(pause)
+        sh("scancel", job)
+        # Slurm signals the ranks asynchronously: the writer, held in the
+        # pause, is signalled directly too, so that the stop is certain at
+        # the first step after epoch 2 whenever Slurm's signal lands.
+        os.kill(writer, signal.SIGTERM)
+        with releasing(pause):
+            code, state = self.wait(job, DEADLINE)
+        self.assertIn("CANCELLED", state, self.log(job))
+        steps = glob.glob(self.path("run/checkpoints/step-*.h5"))
+        self.assertEqual(len(steps), 1, state + self.log(job))
+        self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), os.path.basename(steps[0]))
+        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
+        code, state = self.wait(again)
+        self.assertEqual(code, 0, state + self.log(again))
+        self.assertIn("resuming", self.log(again))
+        self.assertTrue(same_params(self.path("straight/checkpoints/latest.h5"), self.path("run/checkpoints/latest.h5")))
+
     def test_a_sweep_gives_one_table(self):
         job = self.submit("sweep.sbatch", {"SWEEP_DIR": self.path("sweep"), "LRS": "0.05 0.1", "WIDTHS": "16 32",
                                            "EXTRA": "--epochs 2"})
