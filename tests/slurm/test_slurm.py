@@ -93,6 +93,13 @@ class SlurmTest(TempDirTest):
                 text += f.read()
         return text
 
+    def train_straight(self):
+        """The job's training run on 2 ranks, never stopped: its last checkpoint."""
+        straight = run(["train", "--config", self.path("small.ini"), "--data", self.data,
+                        "--run-dir", self.path("straight"), "-q"], ranks=2, timeout=600)
+        self.assertEqual(straight.code, 0, straight)
+        return self.path("straight/checkpoints/latest.h5")
+
     def hold_in_second_checkpoint(self, pause):
         """Waits until the job's rank 0 is held writing epoch 2's checkpoint
         (epoch 1's is complete); returns that rank's process id."""
@@ -114,9 +121,7 @@ class SlurmTest(TempDirTest):
         self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), "epoch-0003.h5")
 
     def test_a_warned_job_checkpoints_requeues_itself_and_ends_as_if_never_stopped(self):
-        straight = run(["train", "--config", self.path("small.ini"), "--data", self.data,
-                        "--run-dir", self.path("straight"), "-q"], ranks=2, timeout=600)
-        self.assertEqual(straight.code, 0, straight)
+        straight = self.train_straight()
         pause = self.path("paused")
         job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
         writer = self.hold_in_second_checkpoint(pause)
@@ -134,16 +139,14 @@ class SlurmTest(TempDirTest):
         self.assertIn("requeueing job", log)
         self.assertIn("(restart 1)", log)
         self.assertTrue(glob.glob(self.path("run/checkpoints/step-*.h5")), "a mid-epoch checkpoint")
-        self.assertTrue(same_params(self.path("straight/checkpoints/latest.h5"), self.path("run/checkpoints/latest.h5")))
+        self.assertTrue(same_params(straight, self.path("run/checkpoints/latest.h5")))
 
     def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
         # scancel and preemption send SIGTERM to every process of the job,
         # mpirun included, and SIGKILL KillWait seconds later. mpirun passes
         # the signal on and waits for the ranks, which stop at the next step
         # with a checkpoint; the job ends CANCELLED, its progress kept.
-        straight = run(["train", "--config", self.path("small.ini"), "--data", self.data,
-                        "--run-dir", self.path("straight"), "-q"], ranks=2, timeout=600)
-        self.assertEqual(straight.code, 0, straight)
+        straight = self.train_straight()
         pause = self.path("paused")
         job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
         writer = self.hold_in_second_checkpoint(pause)
@@ -162,7 +165,7 @@ class SlurmTest(TempDirTest):
         code, state = self.wait(again)
         self.assertEqual(code, 0, state + self.log(again))
         self.assertIn("resuming", self.log(again))
-        self.assertTrue(same_params(self.path("straight/checkpoints/latest.h5"), self.path("run/checkpoints/latest.h5")))
+        self.assertTrue(same_params(straight, self.path("run/checkpoints/latest.h5")))
 
     def test_a_sweep_gives_one_table(self):
         job = self.submit("sweep.sbatch", {"SWEEP_DIR": self.path("sweep"), "LRS": "0.05 0.1", "WIDTHS": "16 32",
