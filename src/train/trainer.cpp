@@ -95,7 +95,10 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
       exact_buffer_(config_.exact && config_.reduce == ReduceMethod::mpi ? model_.num_params() + 3 : 0),
       progress_line_(stdout, false, 0, 1),
       timer_(config_.profile_steps) {
-  comm_.collectively([&] { configure_process(comm_, config_); });
+  comm_.collectively([&] {
+    configure_process(comm_, config_);
+    slow_rank_ = test_hooks::SlowRank::from_environment(comm_.rank());
+  });
   // Helpers on cores the rank does not have would only take turns with it.
   update_workers_.emplace(std::max(1, std::min(blas::threads(), usable_cores())));
   if (config_.exact && config_.reduce == ReduceMethod::shm) exact_shm_.emplace(comm_, model_.num_params() + 3);
@@ -245,7 +248,7 @@ bool Trainer::train_epoch(std::int64_t epoch) {
 bool Trainer::train_step(std::int64_t epoch) {
   const std::int64_t step = progress_.step_in_epoch;
   Watchdog::arm("compute", progress_.global_step + 1);
-  test_hooks::delay_step_if_requested(comm_.rank(), progress_.global_step);  // test hook (a slow rank)
+  slow_rank_.delay_step(progress_.global_step);  // a test hook, off unless a test sets it
   timer_.begin_step();
   const int rows = data_.batches().step_rows(step, batch_samples_, micro_batches_, micro_batch_count_);
   data_.train().gather(std::span(batch_samples_).first(static_cast<std::size_t>(rows)), workspace_.input(rows),

@@ -34,16 +34,9 @@ void pause_if_requested(const char* variable) {
   }
 }
 
-namespace {
-
-struct SlowRank {
-  int rank = -1;
-  long milliseconds = 0;
-  std::int64_t steps = 0;
-};
-
-SlowRank parse_slow_rank(const char* text) {
+SlowRank SlowRank::from_environment(int rank) {
   SlowRank slow;
+  const char* const text = std::getenv("DPTRAIN_TEST_SLOW_RANK");
   if (text == nullptr || *text == '\0') return slow;
   const char* const end = text + std::char_traits<char>::length(text);
   const char* p = text;
@@ -53,18 +46,14 @@ SlowRank parse_slow_rank(const char* text) {
     p = next;
     return true;
   };
-  const bool ok = field(slow.rank) && p != end && *p++ == ':' && field(slow.milliseconds) && p != end && *p++ == ':' &&
-                  field(slow.steps) && p == end;
+  int slow_rank = -1;
+  const bool ok = field(slow_rank) && p != end && *p++ == ':' && field(slow.milliseconds_) && p != end && *p++ == ':' &&
+                  field(slow.steps_) && p == end;
   if (!ok) throw Error("DPTRAIN_TEST_SLOW_RANK=" + std::string(text) + " is invalid: expected RANK:MS:COUNT");
+  if (slow_rank != rank) slow.steps_ = 0;
   return slow;
 }
 
-}  // namespace
-
-void delay_step_if_requested(int rank, std::int64_t global_step) {
-  static const SlowRank slow = parse_slow_rank(std::getenv("DPTRAIN_TEST_SLOW_RANK"));
-  if (rank == slow.rank && global_step >= 1 && global_step <= slow.steps)
-    std::this_thread::sleep_for(std::chrono::milliseconds(slow.milliseconds));
-}
+void SlowRank::sleep() const { std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds_)); }
 
 }  // namespace dptrain::test_hooks

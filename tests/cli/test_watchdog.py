@@ -83,6 +83,11 @@ class WatchdogTest(TempDirTest):
         result = run(self.train_args("r", "--epochs", "1", "--watchdog-seconds", "-1"), ranks=2)
         self.assertOneClearError(result, "--watchdog-seconds -1 is invalid")
 
+    def test_a_malformed_slow_rank_hook_is_refused_before_the_first_step(self):
+        result = run(self.train_args("r", "--epochs", "1"), ranks=2, env={"DPTRAIN_TEST_SLOW_RANK": "1:3000"})
+        self.assertOneClearError(result, "DPTRAIN_TEST_SLOW_RANK=1:3000 is invalid: expected RANK:MS:COUNT")
+        self.assertFalse(os.path.exists(self.path("r/checkpoints")), "refused before any training")
+
 
 if __name__ == "__main__":
     unittest.main()

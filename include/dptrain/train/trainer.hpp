@@ -22,6 +22,7 @@
 #include "dptrain/train/run_folder.hpp"
 #include "dptrain/train/step_timer.hpp"
 #include "dptrain/train/training_data.hpp"
+#include "dptrain/util/test_hooks.hpp"
 #include "dptrain/util/worker_pool.hpp"
 
 namespace dptrain {
@@ -99,6 +100,7 @@ class Trainer {
 
   ProgressLine progress_line_;
   StepTimer timer_;
+  test_hooks::SlowRank slow_rank_;
   EvalResult last_test_;
   std::function<void(const Trainer&)> step_observer_;
 };

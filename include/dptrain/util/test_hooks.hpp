@@ -19,8 +19,20 @@ void pause_if_requested(const char* variable);
 // ranks wait that long in the reduction: a slow rank whose pauses are
 // counted, not timed from outside. Step 0 is left out because the ranks do
 // not start it together (setup takes each its own time); every later step
-// starts when the previous reduction ends. Parsed once; a malformed value is an
-// error at the first step. Called from Trainer::train_step.
-void delay_step_if_requested(int rank, std::int64_t global_step);
+// starts when the previous reduction ends. Parsed once, when the trainer is
+// built (a malformed value is an error there, on every rank), so that the
+// step pays one inline comparison when the hook is off.
+class SlowRank {
+ public:
+  static SlowRank from_environment(int rank);
+  void delay_step(std::int64_t global_step) const {
+    if (global_step >= 1 && global_step <= steps_) sleep();
+  }
+
+ private:
+  void sleep() const;
+  long milliseconds_ = 0;
+  std::int64_t steps_ = 0;  // 0: not this rank, or the hook is off
+};
 
 }  // namespace dptrain::test_hooks
