@@ -15,7 +15,10 @@ std::string hex_byte(unsigned char c, const char* prefix) {
 }
 
 // The length of the well-formed UTF-8 sequence at the start of `text` (1 for
-// ASCII), or 0 when there is none. Lead bytes C0, C1 and F5-FF never start one.
+// ASCII), or 0 when there is none: the Unicode standard's table 3-7. Lead
+// bytes C0, C1 and F5-FF never start one, and the second byte's range after
+// E0, ED, F0 and F4 is narrower, which refuses overlong forms (an ESC or a
+// CSI spelled in three bytes), surrogates and code points past U+10FFFF.
 std::size_t utf8_length(std::string_view text) {
   const auto lead = static_cast<unsigned char>(text[0]);
   const std::size_t length = lead < 0x80   ? 1
@@ -27,6 +30,15 @@ std::size_t utf8_length(std::string_view text) {
   if (length == 0 || length > text.size()) return 0;
   for (std::size_t k = 1; k < length; ++k) {
     if ((static_cast<unsigned char>(text[k]) & 0xc0) != 0x80) return 0;
+  }
+  if (length > 1) {
+    const auto second = static_cast<unsigned char>(text[1]);
+    const bool in_range = lead == 0xe0   ? second >= 0xa0
+                          : lead == 0xed ? second < 0xa0
+                          : lead == 0xf0 ? second >= 0x90
+                          : lead == 0xf4 ? second < 0x90
+                                         : true;
+    if (!in_range) return 0;
   }
   return length;
 }

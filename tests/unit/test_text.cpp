@@ -21,6 +21,13 @@ TEST(Text, ControlBytesAreEscapedAndLongTextIsCut) {
             "a\\u009b31m \\x9b31m \xc2\xa0");
   EXPECT_EQ(printable("cut \xe2\x82"), "cut \\xe2\\x82");
   EXPECT_EQ(printable("\xff\xc0\x80"), "\\xff\\xc0\\x80");
+  // Sequences of the right shape that are not UTF-8: overlong ESC, overlong
+  // CSI, a surrogate, an overlong 4-byte form, U+110000. Their nearest
+  // well-formed neighbours (U+0800, U+D7FF, U+10000, U+10FFFF) pass.
+  EXPECT_EQ(printable("\xe0\x80\x9b|\xe0\x82\x9b|\xed\xa0\x80|\xf0\x80\x80\x80|\xf4\x90\x80\x80"),
+            "\\xe0\\x80\\x9b|\\xe0\\x82\\x9b|\\xed\\xa0\\x80|\\xf0\\x80\\x80\\x80|\\xf4\\x90\\x80\\x80");
+  EXPECT_EQ(printable("\xe0\xa0\x80 \xed\x9f\xbf \xf0\x90\x80\x80 \xf4\x8f\xbf\xbf"),
+            "\xe0\xa0\x80 \xed\x9f\xbf \xf0\x90\x80\x80 \xf4\x8f\xbf\xbf");
   EXPECT_EQ(printable(std::string(5000, '7'), 10), "7777777777... (5000 bytes in all)");
   EXPECT_EQ(printable(std::string(10, '7'), 10), std::string(10, '7'));
 }
