@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 
 #include "dptrain/error.hpp"
@@ -45,35 +47,40 @@ int lock_folder(const std::string& run_dir) {
   throw Error(path + ": cannot lock the run folder: " + std::strerror(saved));
 }
 
-// The step of a metrics.jsonl line as Trainer::end_epoch writes it, its
-// first two fields {"epoch": E, "step": S, ...}; none for any other line.
-std::optional<std::int64_t> metrics_line_step(const std::string& line) {
-  long long epoch = 0, step = 0;
-  char after = 0;
-  if (std::sscanf(line.c_str(), "{\"epoch\": %lld, \"step\": %lld%c", &epoch, &step, &after) != 3) return {};
-  if (after != ',' && after != '}') return {};
-  return step;
-}
-
-// Keeps the lines of metrics.jsonl up to step `last_step`; a line without a
-// step is kept. Rewritten only if a line goes.
+// Keeps the lines of metrics.jsonl that metrics_line_kept keeps; a last line
+// without its newline was cut short too. Rewritten only if a line goes.
 void drop_metrics_after(const std::string& path, std::int64_t last_step) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return;
-  std::string kept, line;
-  bool dropped = false;
-  while (std::getline(in, line)) {
-    const std::optional<std::int64_t> step = metrics_line_step(line);
-    if (step && *step > last_step) {
-      dropped = true;
-      continue;
-    }
-    kept += line + "\n";
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string kept;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t newline = text.find('\n', at);
+    if (newline == std::string::npos) break;  // no newline: cut short
+    const std::string_view line(text.data() + at, newline - at);
+    if (metrics_line_kept(line, last_step)) kept.append(line).push_back('\n');
+    at = newline + 1;
   }
-  if (dropped) write_file_atomically(path, kept);
+  if (kept.size() != text.size()) write_file_atomically(path, kept);
 }
 
 }  // namespace
+
+bool metrics_line_kept(std::string_view line, std::int64_t last_step) {
+  if (line.empty() || line.front() != '{' || line.back() != '}') return false;  // cut short
+  constexpr std::string_view epoch_key = "{\"epoch\": ", step_key = ", \"step\": ";
+  if (!line.starts_with(epoch_key)) return true;  // not an epoch's line: nothing to compare
+  const char* p = line.data() + epoch_key.size();
+  const char* const end = line.data() + line.size();
+  std::int64_t epoch = 0, step = 0;
+  auto [after_epoch, epoch_error] = std::from_chars(p, end, epoch);
+  const std::string_view rest(after_epoch, static_cast<std::size_t>(end - after_epoch));
+  if (epoch_error != std::errc() || !rest.starts_with(step_key)) return false;  // an epoch line, but not one we write
+  const auto [after_step, step_error] = std::from_chars(after_epoch + step_key.size(), end, step);
+  if (step_error != std::errc() || (*after_step != ',' && *after_step != '}')) return false;
+  return step <= last_step;
+}
 
 RunFolder::RunFolder(const Communicator& comm, const TrainConfig& config) : comm_(comm), config_(config) {}
 

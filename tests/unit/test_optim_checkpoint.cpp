@@ -14,6 +14,7 @@
 #include "dptrain/optim/schedule.hpp"
 #include "dptrain/optim/sgd.hpp"
 #include "dptrain/train/config.hpp"
+#include "dptrain/train/run_folder.hpp"
 #include "dptrain/util/denormals.hpp"
 #include "dptrain/util/hdf5.hpp"
 #include "test_files.hpp"
@@ -350,6 +351,22 @@ TEST(Checkpoint, PruningKeepsTheNewestAndTheHighestStepsWhateverTheFileTimes) {
   prune_checkpoints(dir.path().string(), 0, "epoch-0001.h5");  // 0 keeps all
   EXPECT_EQ(left().size(), 2u);
   EXPECT_TRUE(checkpoint_files(dir / "absent").empty());
+}
+
+TEST(RunFolder, AResumeKeepsTheMetricsLinesUpToItsStepAndNoneCutShort) {
+  EXPECT_TRUE(metrics_line_kept(R"({"epoch": 2, "step": 40, "lr": 0.1})", 40));
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 3, "step": 41, "lr": 0.1})", 40));
+  EXPECT_TRUE(metrics_line_kept(R"({"epoch": 2, "step": 40})", 40));
+  EXPECT_TRUE(metrics_line_kept(R"({"note": "any other line"})", 0));
+  // Cut short by a full disk or a kill, whatever its step.
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 40)", 40));
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 4)", 40));
+  EXPECT_FALSE(metrics_line_kept("", 40));
+  // Epoch lines the trainer does not write are not compared by a misreading.
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "steps": 4})", 40));
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 5.0})", 40));
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 99999999999999999999})", 40));
+  EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "lr": 0.1, "step": 4})", 40));
 }
 
 }  // namespace

@@ -10,15 +10,25 @@
 // failure (a full disk, a read-only folder) is an error on every rank.
 // One folder holds one run: a fresh run refuses a folder that holds an earlier
 // run's checkpoints, and a second job refuses a folder that another is using.
+#include <cstdint>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "dptrain/comm/communicator.hpp"
 #include "dptrain/io/checkpoint.hpp"
 #include "dptrain/train/config.hpp"
 
 namespace dptrain {
+
+// Whether a run that resumes after step `last_step` keeps this line of
+// metrics.jsonl (without its newline), so that the file reads as one run: a
+// line of an epoch, {"epoch": E, "step": S, ...} as Trainer::finish_epoch
+// writes it, only if S <= last_step; a line of any other kind always; a line
+// cut short (a full disk, a kill mid-write), or one that starts as an epoch's
+// but does not read as one (damaged), never.
+bool metrics_line_kept(std::string_view line, std::int64_t last_step);
 
 class RunFolder {
  public:
