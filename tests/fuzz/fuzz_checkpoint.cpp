@@ -11,6 +11,7 @@ namespace dptrain::fuzz {
 
 int checkpoint_input(const std::uint8_t* data, std::size_t size) {
   h5::silence_automatic_error_printing();
+  const Hdf5Handles before = Hdf5Handles::now();
   const std::string path = write_input_file(data, size, ".h5");
   try {
     const Checkpoint checkpoint = read_checkpoint(path);
@@ -18,7 +19,7 @@ int checkpoint_input(const std::uint8_t* data, std::size_t size) {
     load_parameters(checkpoint, model, path);
   } catch (const Error&) {
   }
-  require_no_open_hdf5_objects("read_checkpoint");
+  require_no_hdf5_handles_left(before, "read_checkpoint");
   ::unlink(path.c_str());
   return 0;
 }

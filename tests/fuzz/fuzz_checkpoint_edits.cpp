@@ -163,6 +163,7 @@ void replace_dataset(hid_t file, const char* name, Input& in, int op) {
 
 int checkpoint_edits_input(const std::uint8_t* data, std::size_t size) {
   h5::silence_automatic_error_printing();
+  const Hdf5Handles before = Hdf5Handles::now();
   const std::vector<std::uint8_t>& base = base_checkpoint();
   const std::string path = write_input_file(base.data(), base.size(), "-edits.h5");
   {
@@ -196,7 +197,7 @@ int checkpoint_edits_input(const std::uint8_t* data, std::size_t size) {
   } catch (const Error&) {
     if (size == 0) __builtin_trap();  // the unedited base must read, or every edit tests one early error
   }
-  require_no_open_hdf5_objects("read_checkpoint");
+  require_no_hdf5_handles_left(before, "read_checkpoint");
   ::unlink(path.c_str());
   return 0;
 }

@@ -32,6 +32,7 @@ void ensure_mpi() {
 int dataset_input(const std::uint8_t* data, std::size_t size) {
   ensure_mpi();
   h5::silence_automatic_error_printing();
+  const Hdf5Handles before = Hdf5Handles::now();
   const std::string path = write_input_file(data, size, ".h5");
   for (const char* split : {"train", "test"}) {
     try {
@@ -63,7 +64,7 @@ int dataset_input(const std::uint8_t* data, std::size_t size) {
       }
     } catch (const Error&) {
     }
-    require_no_open_hdf5_objects("split_size and read_shards");
+    require_no_hdf5_handles_left(before, "split_size and read_shards");
   }
   ::unlink(path.c_str());
   return 0;

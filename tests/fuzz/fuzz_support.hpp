@@ -6,6 +6,8 @@
 // and sanitizer builds. A target returns normally for good input and for
 // input rejected with dptrain::Error; anything else (a crash, a sanitizer
 // report, another exception, a huge allocation) is a finding.
+#include <hdf5.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,11 +28,24 @@ int config_input(const std::uint8_t* data, std::size_t size);  // INI text of --
 // and IDX take paths) and returns its name; /dev/shm when there is one.
 std::string write_input_file(const std::uint8_t* data, std::size_t size, const std::string& suffix);
 
-// Traps (a finding) when any HDF5 file, group, dataset, datatype or
-// attribute is still open: after a reader returns or throws, every handle
-// it opened must be closed (RAII, error paths included). LeakSanitizer
-// cannot tell, as libhdf5's own allocations are suppressed.
-void require_no_open_hdf5_objects(const char* after);
+// The HDF5 handles open in this process: objects in open files (files,
+// groups, datasets, named datatypes, attributes), counted, and marks from
+// which to find the handles H5Fget_obj_count does not see: datatypes
+// (H5Dget_type...), dataspaces (H5Dget_space, H5Screate...) and property
+// lists (H5Pcreate...).
+struct Hdf5Handles {
+  long long file_objects = 0;
+  hid_t datatype_mark = 0, dataspace_mark = 0, property_list_mark = 0;
+  static Hdf5Handles now();
+  // The handles open now that were not at `before`, as text ("" when none).
+  std::string left_open_since(const Hdf5Handles& before) const;
+};
+
+// Traps (a finding) when a handle of any kind above is open that was not at
+// `before`: after a reader returns or throws, every handle it opened must be
+// closed (RAII, error paths included). LeakSanitizer cannot tell, as
+// libhdf5's own allocations are suppressed.
+void require_no_hdf5_handles_left(const Hdf5Handles& before, const char* after);
 
 // The valid checkpoint that the edit fuzzer starts from and the hostile
 // checkpoint tests edit: a 6-4-3 relu/softmax network with momentum, its

@@ -30,14 +30,18 @@ struct Written : fuzz::ExampleCheckpoint {
     change(file);
   }
 
+  // The error reading the file gives ("no error" if none); either way, it
+  // must leave no HDF5 handle open.
   std::string error() const {
+    const fuzz::Hdf5Handles before = fuzz::Hdf5Handles::now();
+    std::string message = "no error";
     try {
       read_checkpoint(path);
     } catch (const Error& e) {
-      EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0) << "HDF5 objects left open after: " << e.what();
-      return e.what();
+      message = e.what();
     }
-    return "no error";
+    EXPECT_EQ(fuzz::Hdf5Handles::now().left_open_since(before), "") << "HDF5 handles left open after: " << message;
+    return message;
   }
 };
 
@@ -154,12 +158,14 @@ TEST(HostileCheckpoints, TheHeaderIsCheckedBeforeTheParametersAreRead) {
     const std::vector<float> values(4, std::numeric_limits<float>::quiet_NaN());
     h5::write_dataset(file, "/model/layer_0/bias", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {4}, values.data(), 0, "test");
   });
+  const fuzz::Hdf5Handles before = fuzz::Hdf5Handles::now();
   try {
     read_checkpoint(w.path, [](const Checkpoint&) { throw Error("does not fit"); });
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "does not fit");
   }
+  EXPECT_EQ(fuzz::Hdf5Handles::now().left_open_since(before), "") << "after the callback's error";
   EXPECT_ERROR_HAS(w, "/model/layer_0/bias holds nan at index 0");
 }
 
