@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
@@ -143,18 +144,25 @@ class SlurmTest(TempDirTest):
 
     def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
         # scancel and preemption send SIGTERM to every process of the job,
-        # mpirun included, and SIGKILL KillWait seconds later. mpirun passes
-        # the signal on and waits for the ranks, which stop at the next step
-        # with a checkpoint; the job ends CANCELLED, its progress kept.
+        # the ranks included, and SIGKILL KillWait (30) seconds later. The
+        # ranks stop at the next step with a checkpoint; mpirun, on its own
+        # SIGTERM, kills them 2 x STOP_GRACE_SECONDS later (Open MPI's
+        # odls_base_sigkill_timeout, 1 s by default). The step checkpoint's
+        # write is held here for 3 s: longer than mpirun's default 2 s, which
+        # would kill the writer and leave no step checkpoint, and far under
+        # the 24 s this grace gives.
         straight = self.train_straight()
         pause = self.path("paused")
-        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause, "STOP_GRACE_SECONDS": "12"})
         writer = self.hold_in_second_checkpoint(pause)
         sh("scancel", job)
         # Slurm signals the ranks asynchronously: the writer, held in the
         # pause, is signalled directly too, so that the stop is certain at
         # the first step after epoch 2 whenever Slurm's signal lands.
         os.kill(writer, signal.SIGTERM)
+        os.remove(pause)  # epoch 2's checkpoint completes
+        wait_for(lambda: os.path.exists(pause), DEADLINE, "the writer to pause in the step checkpoint")
+        time.sleep(3)  # what the grace is for: a write that takes a while
         with releasing(pause):
             code, state = self.wait(job, DEADLINE)
         self.assertIn("CANCELLED", state, self.log(job))

@@ -67,7 +67,8 @@ MailProg=/bin/true
 # Refuse at submission what can never run here, instead of leaving it pending.
 EnforcePartLimits=ALL
 MinJobAge=300
-KillWait=10
+# Slurm's default: the scancel test gives the ranks a grace (STOP_GRACE_SECONDS) under it.
+KillWait=30
 InactiveLimit=0
 $overrides
 NodeName=$host CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$memory State=UNKNOWN
