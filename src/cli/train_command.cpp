@@ -195,20 +195,28 @@ double available_memory_bytes() {
 // anything is allocated, a lower bound of what the node needs (each rank's
 // gradients, one copy of the parameters and of the velocities) is checked
 // against what the node has: only a run that cannot fit is refused.
-// On resume it runs before the checkpoint's parameters are read.
-void require_memory_for(const Architecture& arch, const SgdSettings& sgd, int ranks_on_node) {
+// On resume it runs before the checkpoint's parameters are read, and counts
+// them too: every rank reads the checkpoint's parameters and velocities, and
+// holds them while the trainer allocates its own.
+void require_memory_for(const Architecture& arch, const SgdSettings& sgd, int ranks_on_node,
+                        const std::string& resume_path) {
   const double available = available_memory_bytes();
   if (available < 0) return;
   const double copy = static_cast<double>(arch.parameter_count()) * sizeof(float);
-  const double copies = ranks_on_node + 1.0 + (sgd.momentum != 0.0f ? 1.0 : 0.0);
+  const bool momentum = sgd.momentum != 0.0f;
+  const double model_copies = 1.0 + (momentum ? 1.0 : 0.0);  // parameters, velocities
+  const double copies = ranks_on_node + model_copies + (resume_path.empty() ? 0.0 : ranks_on_node * model_copies);
   const double needed = copy * copies;
   if (needed <= available) return;
   auto gib = [](double bytes) { return format_number(std::round(bytes / (1 << 30) * 10) / 10); };
-  throw Error("--layers " + arch.layers_string() + ": " + std::to_string(arch.parameter_count()) +
-              " parameters need at least " + gib(needed) + " GiB on this node (" + gib(copy) + " GiB for the " +
-              "gradients of each of its " + std::to_string(ranks_on_node) + " ranks, the parameters" +
-              (sgd.momentum != 0.0f ? " and the velocities" : "") + "), which has " + gib(available) +
-              " GiB available: use fewer ranks per node or a smaller network");
+  const std::string model = momentum ? "parameters and the velocities" : "parameters";
+  throw Error((resume_path.empty() ? "--layers " + arch.layers_string()
+                                   : "--resume " + resume_path + " (layers " + arch.layers_string() + ")") +
+              ": " + std::to_string(arch.parameter_count()) + " parameters need at least " + gib(needed) +
+              " GiB on this node (" + gib(copy) + " GiB for the gradients of each of its " +
+              std::to_string(ranks_on_node) + " ranks, the " + model +
+              (resume_path.empty() ? "" : ", and each rank's copy of the checkpoint's " + model) + "), which has " +
+              gib(available) + " GiB available: use fewer ranks per node or a smaller network");
 }
 
 // The architecture comes from the checkpoint: an explicit conflicting value is an error.
@@ -308,7 +316,7 @@ int train(const Args& args, const Communicator& comm) {
     if (!vm.count("resume")) RunFolder::require_no_earlier_run(run_dir);
     if (!resume_path.empty()) {
       resume = read_checkpoint(resume_path, [&](const Checkpoint& header) {
-        require_memory_for(header.arch, header.optimizer.sgd, comm.ranks_on_this_node());
+        require_memory_for(header.arch, header.optimizer.sgd, comm.ranks_on_this_node(), resume_path);
       });
       check_architecture_matches(vm, *resume, resume_path);
       store_ini(resume->config, resume_path + ": the configuration saved in the checkpoint", options, vm);
@@ -321,7 +329,7 @@ int train(const Args& args, const Communicator& comm) {
       // checked that the saved INI agrees with it).
       config.arch = resume->arch;
     }
-    require_memory_for(config.arch, config.optimizer.sgd, comm.ranks_on_this_node());
+    require_memory_for(config.arch, config.optimizer.sgd, comm.ranks_on_this_node(), resume_path);
   });
   if (help) return 0;
 

@@ -4,13 +4,16 @@ Each must end in exactly one 'dptrain: error' line naming the file and the
 field, a non-zero exit, and nothing changed on disk."""
 import hashlib
 import math
+import re
+import shlex
 import shutil
 import os
+import subprocess
 
 import h5py
 import numpy as np
 
-from common import TempDirTest, run, synthetic_mnist, write_data_h5
+from common import DEADLINE, Result, TempDirTest, command_line, run, synthetic_mnist, write_data_h5
 
 NETWORK = ["--layers", "784,64,10", "--activation", "relu", "--output", "softmax", "--loss", "cross-entropy",
            "--lr", "0.1", "--batch-size", "50", "--epochs", "1", "-q"]
@@ -118,6 +121,44 @@ class HostileFilesTest(TempDirTest):
         self.assertOneClearError(result, f"{parameters} parameters need at least ")
         self.assertIn(f"of each of its {ranks} ranks, the parameters and the velocities), which has ", result.err)
         self.assertFalse(os.path.exists(self.path("r")))
+
+    def test_a_resume_that_cannot_fit_beside_its_checkpoint_is_refused_before_reading_it(self):
+        # Every rank holds the checkpoint's parameters while the trainer
+        # allocates its own, so a resume needs more than a fresh run; and the
+        # check comes before the parameters are read: the NaN planted here is
+        # never reached. MemAvailable is set by a /proc/meminfo bound over
+        # the real one in a mount namespace.
+        data, run_dir, checkpoint = self.trained_run()
+        with h5py.File(checkpoint, "r+") as f:
+            f["model/layer_0/bias"][5] = np.nan
+        parameters = 784 * 64 + 64 + 64 * 10 + 10
+        # 2 ranks, no momentum: a fresh run needs 3 copies of the parameters
+        # (2 ranks' gradients, the parameters), a resume 5 (and 2 ranks'
+        # copies of the checkpoint's); 4 fit between.
+        available_kib = 4 * 4 * parameters // 1024
+        with open("/proc/meminfo") as f:
+            meminfo = re.sub(r"^MemAvailable:.*$", f"MemAvailable:   {available_kib} kB", f.read(), flags=re.M)
+        fake = self.path("meminfo")
+        with open(fake, "w") as f:
+            f.write(meminfo)
+
+        def under_fake_meminfo(args):
+            inner = " ".join(shlex.quote(a) for a in command_line(args, ranks=2))
+            script = f"mount --bind {shlex.quote(fake)} /proc/meminfo && exec {inner}"
+            return Result(subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                                         capture_output=True, text=True, timeout=DEADLINE,
+                                         env=dict(os.environ, OPENBLAS_NUM_THREADS="1")))
+
+        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                f"mount --bind {shlex.quote(fake)} /proc/meminfo"], capture_output=True)
+        if probe.returncode:
+            self.skipTest("cannot bind a file over /proc/meminfo in a mount namespace here (needs root)")
+        resumed = under_fake_meminfo(["train", "--run-dir", run_dir, "--resume", "auto", "--epochs", "2", "-q"])
+        self.assertOneClearError(resumed, f"(layers 784,64,10): {parameters} parameters need at least ")
+        self.assertIn("--resume " + run_dir, resumed.err)
+        self.assertIn("and each rank's copy of the checkpoint's parameters), which has ", resumed.err)
+        fresh = under_fake_meminfo(["train", "--data", data, "--run-dir", self.path("fresh")] + NETWORK)
+        self.assertEqual(fresh.code, 0, fresh)
 
     def test_control_bytes_and_huge_values_never_reach_the_terminal_raw(self):
         # A NUL cut the error line short; an escape sequence reached the
