@@ -329,7 +329,9 @@ int train(const Args& args, const Communicator& comm) {
       // checked that the saved INI agrees with it).
       config.arch = resume->arch;
     }
-    require_memory_for(config.arch, config.optimizer.sgd, comm.ranks_on_this_node(), resume_path);
+    // A resume was checked before its parameters were read: now that each
+    // rank holds them, MemAvailable already counts them as used.
+    if (!resume) require_memory_for(config.arch, config.optimizer.sgd, comm.ranks_on_this_node(), "");
   });
   if (help) return 0;
 

@@ -159,6 +159,13 @@ class HostileFilesTest(TempDirTest):
         self.assertIn("and each rank's copy of the checkpoint's parameters), which has ", resumed.err)
         fresh = under_fake_meminfo(["train", "--data", data, "--run-dir", self.path("fresh")] + NETWORK)
         self.assertEqual(fresh.code, 0, fresh)
+        # With room for the resume's 5 copies it resumes: nothing counts more.
+        with open(fake, "w") as f:
+            f.write(re.sub(r"^MemAvailable:.*$", f"MemAvailable:   {6 * 4 * parameters // 1024} kB", meminfo,
+                           flags=re.M))
+        resumed = under_fake_meminfo(["train", "--run-dir", self.path("fresh"), "--resume", "auto", "--epochs", "2",
+                                      "-q"])
+        self.assertEqual(resumed.code, 0, resumed)
 
     def test_control_bytes_and_huge_values_never_reach_the_terminal_raw(self):
         # A NUL cut the error line short; an escape sequence reached the
