@@ -68,9 +68,10 @@ void drop_metrics_after(const std::string& path, std::int64_t last_step) {
 }  // namespace
 
 bool metrics_line_kept(std::string_view line, std::int64_t last_step) {
-  if (line.empty() || line.front() != '{' || line.back() != '}') return false;  // cut short
+  if (line.ends_with('\r')) line.remove_suffix(1);  // the file went through a CRLF tool
   constexpr std::string_view epoch_key = "{\"epoch\": ", step_key = ", \"step\": ";
   if (!line.starts_with(epoch_key)) return true;  // not an epoch's line: nothing to compare
+  if (line.back() != '}') return false;           // cut short
   const char* p = line.data() + epoch_key.size();
   const char* const end = line.data() + line.size();
   std::int64_t epoch = 0, step = 0;

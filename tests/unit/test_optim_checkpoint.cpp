@@ -361,7 +361,11 @@ TEST(RunFolder, AResumeKeepsTheMetricsLinesUpToItsStepAndNoneCutShort) {
   // Cut short by a full disk or a kill, whatever its step.
   EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 40)", 40));
   EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 4)", 40));
-  EXPECT_FALSE(metrics_line_kept("", 40));
+  // Lines of other kinds stay, and a CRLF file's lines read as their LF selves.
+  EXPECT_TRUE(metrics_line_kept("", 40));
+  EXPECT_TRUE(metrics_line_kept(R"({"note": "cut)", 40));
+  EXPECT_TRUE(metrics_line_kept("{\"epoch\": 2, \"step\": 40}\r", 40));
+  EXPECT_FALSE(metrics_line_kept("{\"epoch\": 3, \"step\": 41}\r", 40));
   // Epoch lines the trainer does not write are not compared by a misreading.
   EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "steps": 4})", 40));
   EXPECT_FALSE(metrics_line_kept(R"({"epoch": 2, "step": 5.0})", 40));

@@ -25,9 +25,10 @@ namespace dptrain {
 // Whether a run that resumes after step `last_step` keeps this line of
 // metrics.jsonl (without its newline), so that the file reads as one run: a
 // line of an epoch, {"epoch": E, "step": S, ...} as Trainer::finish_epoch
-// writes it, only if S <= last_step; a line of any other kind always; a line
-// cut short (a full disk, a kill mid-write), or one that starts as an epoch's
-// but does not read as one (damaged), never.
+// writes it, only if S <= last_step; a line of any other kind always; an
+// epoch's line cut short (a full disk, a kill mid-write) or damaged, never.
+// A trailing CR is ignored. (drop_metrics_after also drops a last line
+// without its newline, whatever it holds: it was cut short.)
 bool metrics_line_kept(std::string_view line, std::int64_t last_step);
 
 class RunFolder {
