@@ -148,9 +148,10 @@ class SlurmTest(TempDirTest):
         # ranks stop at the next step with a checkpoint; mpirun, on its own
         # SIGTERM, kills them 2 x STOP_GRACE_SECONDS later (Open MPI's
         # odls_base_sigkill_timeout, 1 s by default). The step checkpoint's
-        # write is held here for 3 s: longer than mpirun's default 2 s, which
-        # would kill the writer and leave no step checkpoint, and far under
-        # the 24 s this grace gives.
+        # write is held here for 5 s: longer than mpirun's default 2 s (with
+        # room for Slurm's signal to reach mpirun late), which would kill the
+        # writer and leave no step checkpoint, and far under the 24 s this
+        # grace gives.
         straight = self.train_straight()
         pause = self.path("paused")
         job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause, "STOP_GRACE_SECONDS": "12"})
@@ -162,7 +163,7 @@ class SlurmTest(TempDirTest):
         os.kill(writer, signal.SIGTERM)
         os.remove(pause)  # epoch 2's checkpoint completes
         wait_for(lambda: os.path.exists(pause), DEADLINE, "the writer to pause in the step checkpoint")
-        time.sleep(3)  # what the grace is for: a write that takes a while
+        time.sleep(5)  # what the grace is for: a write that takes a while
         with releasing(pause):
             code, state = self.wait(job, DEADLINE)
         self.assertIn("CANCELLED", state, self.log(job))
