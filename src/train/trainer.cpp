@@ -16,6 +16,7 @@
 #include "dptrain/train/stop_signal.hpp"
 #include "dptrain/util/denormals.hpp"
 #include "dptrain/util/json.hpp"
+#include "dptrain/util/prefetch.hpp"
 #include "dptrain/util/test_hooks.hpp"
 #include "dptrain/util/text.hpp"
 
@@ -52,6 +53,9 @@ class SliceUpdate final : public SliceConsumer<float> {
       : optimizer_(optimizer), params_(params), lr_(lr), workers_(workers) {}
   void consume(std::size_t begin, std::size_t end, const float* block) override {
     end = std::min(end, params_.size());
+    // The next block's parameters were read by every rank's forward pass:
+    // their lines are Shared, so the update asks to own them one block ahead.
+    if (end < params_.size()) prefetch_for_writing(params_.data() + end, std::min(end - begin, params_.size() - end));
     if (begin < end) optimizer_.step_slice(params_, {block, end - begin}, lr_, begin, workers_);
   }
   std::size_t stored_from() const override { return params_.size(); }
