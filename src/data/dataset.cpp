@@ -10,6 +10,7 @@
 
 #include "dptrain/error.hpp"
 #include "dptrain/util/hdf5.hpp"
+#include "dptrain/util/prefetch.hpp"
 #include "dptrain/util/text.hpp"
 
 namespace dptrain {
@@ -136,20 +137,6 @@ std::int64_t process_bytes_read() {
   return 0;
 }
 
-// Asks for [start, start + bytes) to be brought into the caches. In inline
-// assembly on x86: GCC 12 takes __builtin_prefetch to have no side effects,
-// and deleted these loops, and calls to this function, as dead code.
-void prefetch_lines(const void* start, std::size_t bytes) {
-  const char* p = static_cast<const char*>(start);
-  for (std::size_t b = 0; b < bytes; b += 64) {
-#if defined(__x86_64__) || defined(__i386__)
-    asm volatile("prefetcht0 %0" : : "m"(p[b]));
-#else
-    __builtin_prefetch(p + b);
-#endif
-  }
-}
-
 }  // namespace
 
 void Shard::gather(std::span<const std::uint32_t> local_indices, Matrix input, std::span<std::int32_t> labels) const {
@@ -162,10 +149,10 @@ void Shard::gather(std::span<const std::uint32_t> local_indices, Matrix input, s
     if (r >= input.rows) return;
     const std::size_t sample = local_indices[static_cast<std::size_t>(r)];
     if (!bytes_.empty())
-      prefetch_lines(bytes_.data() + sample * n, n);
+      prefetch_for_reading(bytes_.data() + sample * n, n);
     else
-      prefetch_lines(floats_.data() + sample * n, n * sizeof(float));
-    prefetch_lines(labels_.data() + sample, 1);
+      prefetch_for_reading(floats_.data() + sample * n, n * sizeof(float));
+    prefetch_for_reading(labels_.data() + sample, 1);
   };
   for (int r = 0; r < kRowsAhead; ++r) prefetch_row(r);
   for (int r = 0; r < input.rows; ++r) {

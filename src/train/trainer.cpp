@@ -55,7 +55,8 @@ class SliceUpdate final : public SliceConsumer<float> {
     end = std::min(end, params_.size());
     // The next block's parameters were read by every rank's forward pass:
     // their lines are Shared, so the update asks to own them one block ahead.
-    if (end < params_.size()) prefetch_for_writing(params_.data() + end, std::min(end - begin, params_.size() - end));
+    if (end < params_.size())
+      prefetch_for_writing(params_.data() + end, std::min(end - begin, params_.size() - end) * sizeof(float));
     if (begin < end) optimizer_.step_slice(params_, {block, end - begin}, lr_, begin, workers_);
   }
   std::size_t stored_from() const override { return params_.size(); }
