@@ -13,9 +13,13 @@ Sgd::Sgd(std::size_t num_params, SgdSettings settings)
 // tools/compare-builds.py: WIDE's update 1.171 -> 1.040 ms a step). Not FMA
 // (a separate target): a fused multiply-add rounds once where the order
 // below rounds twice, and results would then depend on the CPU.
-__attribute__((target_clones("avx2", "default"))) void sgd_update(std::span<float> params, std::span<const float> grads,
-                                                                  std::span<float> velocity, float lr,
-                                                                  const SgdSettings& settings) {
+#if defined(__x86_64__)
+#define DPTRAIN_UPDATE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DPTRAIN_UPDATE_CLONES
+#endif
+DPTRAIN_UPDATE_CLONES void sgd_update(std::span<float> params, std::span<const float> grads, std::span<float> velocity,
+                                      float lr, const SgdSettings& settings) {
   assert(params.size() == grads.size());
   assert(settings.momentum == 0.0f || velocity.size() == params.size());
   // One pass: each element's parameter, gradient and velocity are read once
