@@ -10,6 +10,7 @@
 #include <string>
 
 #include "dptrain/error.hpp"
+#include "dptrain/util/cpu.hpp"
 
 namespace dptrain {
 namespace {
@@ -122,12 +123,6 @@ std::uint64_t load_acquire(std::uint64_t* counter) {
 
 void store_release(std::uint64_t* counter, std::uint64_t value) {
   std::atomic_ref<std::uint64_t>(*counter).store(value, std::memory_order_release);
-}
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
 }
 
 // Spins until *counter >= value. Yields the core only after a long spin

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "dptrain/util/cpu.hpp"
+
 namespace dptrain {
 
 Sgd::Sgd(std::size_t num_params, SgdSettings settings)
@@ -13,7 +15,7 @@ Sgd::Sgd(std::size_t num_params, SgdSettings settings)
 // tools/compare-builds.py: WIDE's update 1.171 -> 1.040 ms a step). Not FMA
 // (a separate target): a fused multiply-add rounds once where the order
 // below rounds twice, and results would then depend on the CPU.
-#if defined(__x86_64__)
+#if DPTRAIN_X86
 #define DPTRAIN_UPDATE_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define DPTRAIN_UPDATE_CLONES

@@ -1,12 +1,14 @@
 #include "dptrain/util/prefetch.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
+#include "dptrain/util/cpu.hpp"
+
+#if DPTRAIN_X86
 #include <cpuid.h>
 #endif
 
 namespace dptrain {
 
-#if defined(__x86_64__) || defined(__i386__)
+#if DPTRAIN_X86
 namespace {
 
 // PREFETCHW is CPUID 0x80000001 ECX bit 8 (PRFCHW); the instruction is not

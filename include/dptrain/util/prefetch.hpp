@@ -23,6 +23,8 @@
 // object, as for any pointer arithmetic.
 #include <cstddef>
 
+#include "dptrain/util/cpu.hpp"
+
 namespace dptrain {
 
 inline constexpr std::size_t kCacheLine = 64;
@@ -31,7 +33,7 @@ inline constexpr std::size_t kCacheLine = 64;
 inline void prefetch_for_reading(const void* start, std::size_t bytes) {
   const char* p = static_cast<const char*>(start);
   for (std::size_t b = 0; b < bytes; b += kCacheLine) {
-#if defined(__x86_64__) || defined(__i386__)
+#if DPTRAIN_X86
     asm volatile("prefetcht0 %0" : : "m"(p[b]));
 #else
     __builtin_prefetch(p + b);
