@@ -3,7 +3,10 @@
 // validation as the CLI.
 //
 // Input: INI text; when its first line starts with "#!", the rest of that
-// line is the command line (split at spaces) and the INI text follows.
+// line is the command line and the INI text follows. The line is split at
+// unit separators (0x1f) if it has any, keeping empty words, so that empty
+// arguments and arguments with spaces are reachable; otherwise at spaces,
+// dropping empty words, so that a seed stays readable.
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,9 +22,11 @@ int config_input(const std::uint8_t* data, std::size_t size) {
   cli::Args command_line;
   if (ini.starts_with("#!")) {
     const std::size_t end = std::min(ini.find('\n'), ini.size());
-    std::istringstream words(ini.substr(2, end - 2));
-    for (std::string word; std::getline(words, word, ' ');) {
-      if (!word.empty()) command_line.push_back(word);
+    const std::string line = ini.substr(2, end - 2);
+    const bool separated = line.find('\x1f') != std::string::npos;
+    std::istringstream words(line);
+    for (std::string word; std::getline(words, word, separated ? '\x1f' : ' ');) {
+      if (separated || !word.empty()) command_line.push_back(word);
     }
     ini.erase(0, end);
   }

@@ -87,6 +87,9 @@ def main():
         shutil.copy(os.path.join(run_dir, "checkpoints", "epoch-0001.h5"), os.path.join(CORPUS, "checkpoint"))
         shutil.copy(os.path.join(run_dir, "config.ini"), os.path.join(CORPUS, "config", "run-config.ini"))
     put("config", "minimal.ini", b"data = d.h5\nlayers = 784,16,10\n# a comment\n[section]\nkey = value\n")
+    # Words split at 0x1f: an empty argument, and a path with a space.
+    put("config", "command-line-separated.ini",
+        b"#!--layers\x1f\x1f--data\x1fdir with space/d.h5\ndata = d.h5\nlayers = 784,16,10\n")
 
 
 if __name__ == "__main__":
