@@ -31,8 +31,8 @@ epochs = 250
 """
 
 
-def sh(*command, check=True, timeout=120):
-    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=timeout)
+def sh(*command, check=True, timeout=120, env=None):
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=timeout, env=env)
 
 
 @contextlib.contextmanager
@@ -55,11 +55,15 @@ def releasing(pause):
         thread.join()
 
 
-@unittest.skipUnless(os.geteuid() == 0, "starting a Slurm cluster needs root")
-class SlurmTest(TempDirTest):
+class SlurmCluster(TempDirTest):
+    """A one-node cluster started for the class, its settings CLUSTER_ENV
+    (start-local-slurm.sh's variables), and the scenarios its tests run."""
+    CLUSTER_ENV = {}
+
     @classmethod
     def setUpClass(cls):
-        sh("bash", os.path.join(SLURM_TOOLS, "start-local-slurm.sh"), timeout=600)
+        sh("bash", os.path.join(SLURM_TOOLS, "start-local-slurm.sh"), timeout=600,
+           env=dict(os.environ, **cls.CLUSTER_ENV))
 
     @classmethod
     def tearDownClass(cls):
@@ -109,6 +113,67 @@ class SlurmTest(TempDirTest):
         with open(pause) as f:
             return int(f.read())
 
+    def in_the_jobs_cgroup(self, job, pid):
+        """Whether process `pid` is tracked in job `job`'s cgroup (proctrack/cgroup)."""
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f"/job_{job}/" in f.read()
+
+    def scancel_then_resubmit(self, tracked_in_cgroup):
+        # scancel and preemption send SIGTERM to every process of the job,
+        # the ranks included, and SIGKILL KillWait seconds later. The ranks
+        # stop at the next step with a checkpoint; the job ends CANCELLED,
+        # its progress kept. (How long mpirun lets them write it,
+        # STOP_GRACE_SECONDS, is measured by tools/mpirun-sigterm-grace.sh,
+        # not here: a test waits for events, never for time.)
+        straight = self.train_straight()
+        pause = self.path("paused")
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        writer = self.hold_in_second_checkpoint(pause)
+        self.assertEqual(self.in_the_jobs_cgroup(job, writer), tracked_in_cgroup)
+        sh("scancel", job)
+        # Slurm signals the ranks asynchronously: the writer, held in the
+        # pause, is signalled directly too, so that the stop is certain at
+        # the first step after epoch 2 whenever Slurm's signal lands.
+        os.kill(writer, signal.SIGTERM)
+        with releasing(pause):
+            code, state = self.wait(job, DEADLINE)
+        self.assertIn("CANCELLED", state, self.log(job))
+        steps = glob.glob(self.path("run/checkpoints/step-*.h5"))
+        self.assertEqual(len(steps), 1, state + self.log(job))
+        self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), os.path.basename(steps[0]))
+        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
+        code, state = self.wait(again)
+        self.assertEqual(code, 0, state + self.log(again))
+        self.assertIn("resuming", self.log(again))
+        self.assertTrue(same_params(straight, self.path("run/checkpoints/latest.h5")))
+
+    def kill_a_rank_then_resubmit(self, tracked_in_cgroup):
+        pause = self.path("paused")
+        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        self.hold_in_second_checkpoint(pause)
+        # This job's ranks (their command lines start with the binary), not mpirun's,
+        # told apart by their MPI rank: process ids say nothing about it.
+        pids = sh("pgrep", "-f", "^[^ ]*/dptrain train .*--run-dir " + self.path("run")).stdout.split()
+        ranks = ranks_among(pids)
+        self.assertEqual(sorted(ranks), [0, 1], pids)
+        self.assertEqual(self.in_the_jobs_cgroup(job, ranks[1]), tracked_in_cgroup)
+        os.kill(ranks[1], signal.SIGKILL)
+        # The job must end by itself rather than hang; how fast is not asserted.
+        with releasing(pause):
+            code, state = self.wait(job, DEADLINE)
+        self.assertNotEqual(code, 0, state)
+        self.assertIn("signal 9", self.log(job))
+        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 260"})
+        code, state = self.wait(again)
+        self.assertEqual(code, 0, state + self.log(again))
+        self.assertIn("resuming after epoch", self.log(again))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "starting a Slurm cluster needs root")
+class SlurmTest(SlurmCluster):
+    """The test cluster's default: processes tracked through /proc, as
+    Slurm's own default (proctrack/linuxproc) does."""
+
     def test_a_training_job_runs_to_completion(self):
         job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 3"})
         code, state = self.wait(job)
@@ -141,34 +206,6 @@ class SlurmTest(TempDirTest):
         self.assertTrue(glob.glob(self.path("run/checkpoints/step-*.h5")), "a mid-epoch checkpoint")
         self.assertTrue(same_params(straight, self.path("run/checkpoints/latest.h5")))
 
-    def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
-        # scancel and preemption send SIGTERM to every process of the job,
-        # the ranks included, and SIGKILL KillWait seconds later. The ranks
-        # stop at the next step with a checkpoint; the job ends CANCELLED,
-        # its progress kept. (How long mpirun lets them write it,
-        # STOP_GRACE_SECONDS, is measured by tools/mpirun-sigterm-grace.sh,
-        # not here: a test waits for events, never for time.)
-        straight = self.train_straight()
-        pause = self.path("paused")
-        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause, })
-        writer = self.hold_in_second_checkpoint(pause)
-        sh("scancel", job)
-        # Slurm signals the ranks asynchronously: the writer, held in the
-        # pause, is signalled directly too, so that the stop is certain at
-        # the first step after epoch 2 whenever Slurm's signal lands.
-        os.kill(writer, signal.SIGTERM)
-        with releasing(pause):
-            code, state = self.wait(job, DEADLINE)
-        self.assertIn("CANCELLED", state, self.log(job))
-        steps = glob.glob(self.path("run/checkpoints/step-*.h5"))
-        self.assertEqual(len(steps), 1, state + self.log(job))
-        self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), os.path.basename(steps[0]))
-        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
-        code, state = self.wait(again)
-        self.assertEqual(code, 0, state + self.log(again))
-        self.assertIn("resuming", self.log(again))
-        self.assertTrue(same_params(straight, self.path("run/checkpoints/latest.h5")))
-
     def test_a_sweep_gives_one_table(self):
         job = self.submit("sweep.sbatch", {"SWEEP_DIR": self.path("sweep"), "LRS": "0.05 0.1", "WIDTHS": "16 32",
                                            "EXTRA": "--epochs 2"})
@@ -184,25 +221,27 @@ class SlurmTest(TempDirTest):
             self.assertIn(name, table.stdout)
         self.assertEqual(len(open(csv_path).read().strip().splitlines()), 1 + 4)
 
+    def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
+        self.scancel_then_resubmit(tracked_in_cgroup=False)
+
     def test_a_killed_rank_ends_the_job_and_it_resumes(self):
-        pause = self.path("paused")
-        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
-        self.hold_in_second_checkpoint(pause)
-        # This job's ranks (their command lines start with the binary), not mpirun's,
-        # told apart by their MPI rank: process ids say nothing about it.
-        pids = sh("pgrep", "-f", "^[^ ]*/dptrain train .*--run-dir " + self.path("run")).stdout.split()
-        ranks = ranks_among(pids)
-        self.assertEqual(sorted(ranks), [0, 1], pids)
-        os.kill(ranks[1], signal.SIGKILL)
-        # The job must end by itself rather than hang; how fast is not asserted.
-        with releasing(pause):
-            code, state = self.wait(job, DEADLINE)
-        self.assertNotEqual(code, 0, state)
-        self.assertIn("signal 9", self.log(job))
-        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), "EXTRA": "--epochs 260"})
-        code, state = self.wait(again)
-        self.assertEqual(code, 0, state + self.log(again))
-        self.assertIn("resuming after epoch", self.log(again))
+        self.kill_a_rank_then_resubmit(tracked_in_cgroup=False)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "starting a Slurm cluster needs root")
+@unittest.skipUnless(os.path.isdir("/sys/fs/cgroup/freezer"), "no cgroup v1 freezer hierarchy for proctrack/cgroup")
+class SlurmCgroupTest(SlurmCluster):
+    """What most production clusters run: every job step in its own cgroup,
+    confined to its cores (proctrack/cgroup, task/cgroup + task/affinity).
+    Slurm then signals and kills the job through its cgroup: the stops that
+    depend on how the ranks are signalled run here again."""
+    CLUSTER_ENV = {"LOCAL_SLURM_CGROUP": "1"}
+
+    def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
+        self.scancel_then_resubmit(tracked_in_cgroup=True)
+
+    def test_a_killed_rank_ends_the_job_and_it_resumes(self):
+        self.kill_a_rank_then_resubmit(tracked_in_cgroup=True)
 
 
 if __name__ == "__main__":

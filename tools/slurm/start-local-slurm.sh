@@ -7,6 +7,9 @@
 #   LOCAL_SLURM_DIR=/tmp/local-slurm   state, spool, logs (wiped on start)
 #   LOCAL_SLURM_CPUS=<cores>           CPUs the node declares (more than real => oversubscribed)
 #   LOCAL_SLURM_TIMEOUT=60             seconds to wait for the node to be idle
+#   LOCAL_SLURM_CGROUP=0               1: track and confine each job's processes in cgroups
+#                                      (proctrack/cgroup, task/cgroup + task/affinity), as most
+#                                      production clusters do; 0: /proc tracking, no binding
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dir=${LOCAL_SLURM_DIR:-/tmp/local-slurm}
@@ -32,6 +35,13 @@ cpus=${LOCAL_SLURM_CPUS:-$cores}
 memory=$(( $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) * 9 / 10 ))
 overrides=""
 [[ "$cpus" -gt "$cores" ]] && overrides="SlurmdParameters=config_overrides"
+proctrack=proctrack/linuxproc
+task=task/none
+rm -f /etc/slurm/cgroup.conf
+if [[ "${LOCAL_SLURM_CGROUP:-0}" == 1 ]]; then
+  proctrack=proctrack/cgroup
+  task=task/cgroup,task/affinity
+fi
 
 mkdir -p /etc/slurm
 cat > /etc/slurm/slurm.conf <<CONF
@@ -50,8 +60,8 @@ SlurmctldPidFile=$dir/run/slurmctld.pid
 SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType=$proctrack
+TaskPlugin=$task
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
@@ -75,6 +85,16 @@ NodeName=$host CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMe
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 
+if [[ "$proctrack" == proctrack/cgroup ]]; then
+  # Each job step in its own cgroup, confined to the cores it was given.
+  cat > /etc/slurm/cgroup.conf <<CONF
+# Written by dptrain's tools/slurm/start-local-slurm.sh.
+CgroupPlugin=autodetect
+ConstrainCores=yes
+ConstrainRAMSpace=no
+CONF
+fi
+
 # munged runs as user munge; /run is fresh on every boot.
 install -d -o munge -g munge -m 0755 /run/munge
 [[ -s /etc/munge/munge.key ]] || mungekey --create --keyfile=/etc/munge/munge.key
@@ -95,4 +115,4 @@ until [[ "$(sinfo -h -n "$host" -o %T 2>/dev/null)" == idle ]]; do
   fi
   sleep 0.2
 done
-echo "start-local-slurm: node $host idle with $cpus CPUs (state in $dir)"
+echo "start-local-slurm: node $host idle with $cpus CPUs, $proctrack (state in $dir)"
