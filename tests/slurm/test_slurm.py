@@ -118,7 +118,8 @@ class SlurmCluster(TempDirTest):
         with open(f"/proc/{pid}/cgroup") as f:
             return f"/job_{job}/" in f.read()
 
-    def scancel_then_resubmit(self, tracked_in_cgroup):
+    def scancel_then_resubmit(self, tracked_in_cgroup, script="train.sbatch", run_dir="run", env=None,
+                              sbatch_args=()):
         # scancel and preemption send SIGTERM to every process of the job,
         # the ranks included, and SIGKILL KillWait seconds later. The ranks
         # stop at the next step with a checkpoint; the job ends CANCELLED,
@@ -127,7 +128,8 @@ class SlurmCluster(TempDirTest):
         # not here: a test waits for events, never for time.)
         straight = self.train_straight()
         pause = self.path("paused")
-        job = self.submit("train.sbatch", {"RUN_DIR": self.path("run"), PAUSE: pause})
+        env = env or {"RUN_DIR": self.path(run_dir)}
+        job = self.submit(script, dict(env, **{PAUSE: pause}), *sbatch_args)
         writer = self.hold_in_second_checkpoint(pause)
         self.assertEqual(self.in_the_jobs_cgroup(job, writer), tracked_in_cgroup)
         sh("scancel", job)
@@ -138,14 +140,18 @@ class SlurmCluster(TempDirTest):
         with releasing(pause):
             code, state = self.wait(job, DEADLINE)
         self.assertIn("CANCELLED", state, self.log(job))
-        steps = glob.glob(self.path("run/checkpoints/step-*.h5"))
+        checkpoints = self.path(run_dir, "checkpoints")
+        steps = glob.glob(os.path.join(checkpoints, "step-*.h5"))
         self.assertEqual(len(steps), 1, state + self.log(job))
-        self.assertEqual(os.readlink(self.path("run/checkpoints/latest.h5")), os.path.basename(steps[0]))
-        again = self.submit("train.sbatch", {"RUN_DIR": self.path("run")})
+        self.assertEqual(os.readlink(os.path.join(checkpoints, "latest.h5")), os.path.basename(steps[0]))
+        # A run that started afresh instead of resuming would end with the
+        # same parameters, but would have rewritten epoch 1's checkpoint.
+        first_epoch = os.stat(os.path.join(checkpoints, "epoch-0001.h5")).st_ino
+        again = self.submit(script, env, *sbatch_args)
         code, state = self.wait(again)
         self.assertEqual(code, 0, state + self.log(again))
-        self.assertIn("resuming", self.log(again))
-        self.assertTrue(same_params(straight, self.path("run/checkpoints/latest.h5")))
+        self.assertEqual(os.stat(os.path.join(checkpoints, "epoch-0001.h5")).st_ino, first_epoch, "resumed")
+        self.assertTrue(same_params(straight, os.path.join(checkpoints, "latest.h5")))
 
     def kill_a_rank_then_resubmit(self, tracked_in_cgroup):
         pause = self.path("paused")
@@ -242,6 +248,13 @@ class SlurmCgroupTest(SlurmCluster):
 
     def test_a_killed_rank_ends_the_job_and_it_resumes(self):
         self.kill_a_rank_then_resubmit(tracked_in_cgroup=True)
+
+    def test_scancel_of_a_sweep_task_checkpoints_and_the_resubmitted_task_ends_as_if_never_stopped(self):
+        # One task whose grid point is the straight run's own (small.ini: lr
+        # 0.05, 256 wide).
+        self.scancel_then_resubmit(tracked_in_cgroup=True, script="sweep.sbatch", run_dir="sweep/lr0.05-width256",
+                                   env={"SWEEP_DIR": self.path("sweep"), "LRS": "0.05", "WIDTHS": "256"},
+                                   sbatch_args=("--array=0",))
 
 
 if __name__ == "__main__":
