@@ -11,9 +11,12 @@ import subprocess
 import sys
 import unittest
 
+import numpy as np
+
 from common import DEADLINE, DPTRAIN, SOURCE_DIR, TempDirTest, run, synthetic_mnist, write_data_h5
 
 DPTRAIN_FLOOR = os.environ["DPTRAIN_FLOOR"]
+DPTRAIN_SPARSE_PROBE = os.environ["DPTRAIN_SPARSE_PROBE"]
 spec = importlib.util.spec_from_file_location("bench", os.path.join(SOURCE_DIR, "tools", "bench.py"))
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
@@ -43,6 +46,36 @@ class FloorTest(TempDirTest):
                              report["gemm_us_per_step"] * (1 + ROUNDING))
         self.assertGreater(layer["input_grad_us"], 0)
         self.assertEqual(report["gemms"]["layer_0"]["input_grad_us"], 0)  # the pixels need no gradient
+
+    def test_the_sparse_probe_measures_the_density_and_agrees_with_sgemm(self):
+        # Every image has exactly 150 nonzero pixels of 784, at places that differ between images, so the
+        # density of any batch is 150/784; 75 outputs take the probe's 64-wide, 8-wide and scalar paths.
+        rng = np.random.default_rng(3)
+        images = np.zeros((120, 784), np.uint8)
+        for image in images:
+            image[rng.choice(784, 150, replace=False)] = rng.integers(1, 256, 150)
+        labels = rng.integers(0, 10, 120).astype(np.uint8)
+        data = write_data_h5(self.path("data.h5"), (images.reshape(-1, 28, 28), labels),
+                             (images[:10].reshape(-1, 28, 28), labels[:10]))
+        result = subprocess.run(["mpirun", "-np", "1", DPTRAIN_SPARSE_PROBE, "--data", data, "--out", "75",
+                                 "--batch-size", "16", "--repeats", "5", "--json"],
+                                capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual((report["in"], report["out"], report["batch_rows"]), (784, 75, 16))
+        self.assertAlmostEqual(report["density"], 150 / 784, delta=ROUNDING)
+        # The probe refuses to report kernels that disagree with sgemm; what it reports is float round-off.
+        self.assertLess(report["max_relative_difference_forward"], 1e-5)
+        self.assertLess(report["max_relative_difference_weight_grad"], 1e-5)
+        for key in ("dense_forward_us", "dense_weight_grad_us", "sparse_index_us", "sparse_forward_us",
+                    "sparse_weight_grad_us"):
+            self.assertGreater(report[key], 0, key)
+        self.assertAlmostEqual(report["dense_us"], report["dense_forward_us"] + report["dense_weight_grad_us"],
+                               delta=ROUNDING * report["dense_us"])
+        self.assertAlmostEqual(report["sparse_us"], report["sparse_index_us"] + report["sparse_forward_us"] +
+                               report["sparse_weight_grad_us"], delta=ROUNDING * report["sparse_us"])
+        self.assertAlmostEqual(report["dense_over_sparse"], report["dense_us"] / report["sparse_us"],
+                               delta=ROUNDING * report["dense_over_sparse"])
 
     def test_the_benchmark_harness_runs_end_to_end_on_a_tiny_configuration(self):
         out = self.path("bench.json")
