@@ -225,7 +225,8 @@ class SlurmTest(SlurmCluster):
         self.assertEqual(len(lines), 1 + 4, table.stdout)
         for name in ("lr0.05-width16", "lr0.05-width32", "lr0.1-width16", "lr0.1-width32"):
             self.assertIn(name, table.stdout)
-        self.assertEqual(len(open(csv_path).read().strip().splitlines()), 1 + 4)
+        with open(csv_path) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 1 + 4)
 
     def test_scancel_checkpoints_at_the_next_step_and_a_resubmitted_job_ends_as_if_never_stopped(self):
         self.scancel_then_resubmit(tracked_in_cgroup=False)
