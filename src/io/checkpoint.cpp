@@ -48,13 +48,23 @@ std::string trim(const std::string& text) {
 
 std::string layer_name(std::size_t i) { return "layer_" + std::to_string(i); }
 
+// Every file stores W as [out x in], whatever the layout in memory
+// (LayerSlice::input_major): an input-major layer goes through a copy.
 void write_layers(hid_t group, const Mlp& model, std::span<const float> buffer, const std::string& file) {
+  std::vector<float> transposed;
   for (std::size_t i = 0; i < model.layers().size(); ++i) {
     const LayerSlice& l = model.layers()[i];
+    const float* weight = buffer.data() + l.weight_offset;
+    if (l.input_major) {
+      transposed.resize(static_cast<std::size_t>(l.out) * l.in);
+      for (int o = 0; o < l.out; ++o)
+        for (int k = 0; k < l.in; ++k)
+          transposed[static_cast<std::size_t>(o) * l.in + k] = buffer[l.weight_index(o, k)];
+      weight = transposed.data();
+    }
     h5::Handle layer = h5::create_group(group, layer_name(i), file);
     h5::write_dataset(layer, "weight", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE,
-                      {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, buffer.data() + l.weight_offset, 0,
-                      file);
+                      {static_cast<hsize_t>(l.out), static_cast<hsize_t>(l.in)}, weight, 0, file);
     h5::write_dataset(layer, "bias", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {static_cast<hsize_t>(l.out)},
                       buffer.data() + l.bias_offset, 0, file);
   }
@@ -92,8 +102,10 @@ std::vector<float> read_layers(hid_t group, const std::vector<LayerSlice>& layou
                     std::to_string(bad - values->begin()) + ", expected finite values (damaged or edited)");
       }
     }
-    // read_floats returned exactly the checked shape, so both fit their slices.
-    std::copy(w.begin(), w.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.weight_offset));
+    // read_floats returned exactly the checked shape, so both fit their slices
+    // (W [out x in] in the file, placed in the layer's layout in memory).
+    for (int o = 0; o < l.out; ++o)
+      for (int k = 0; k < l.in; ++k) buffer[l.weight_index(o, k)] = w[static_cast<std::size_t>(o) * l.in + k];
     std::copy(b.begin(), b.end(), buffer.begin() + static_cast<std::ptrdiff_t>(l.bias_offset));
   }
   return buffer;

@@ -67,7 +67,8 @@ void Architecture::validate() const {
   }
 }
 
-Workspace::Workspace(const Architecture& arch, int max_rows) : max_rows_(max_rows) {
+Workspace::Workspace(const Architecture& arch, int max_rows)
+    : max_rows_(max_rows), sparse_input_(max_rows, arch.inputs()) {
   for (int n : arch.layers) activations_.emplace_back(static_cast<std::size_t>(max_rows) * n);
   for (std::size_t i = 1; i < arch.layers.size(); ++i) {
     deltas_.emplace_back(static_cast<std::size_t>(max_rows) * arch.layers[i]);
@@ -88,6 +89,7 @@ std::vector<LayerSlice> layer_slices(const Architecture& arch) {
     layer.in = arch.layers[i];
     layer.out = arch.layers[i + 1];
     layer.weight_offset = offset;
+    layer.input_major = i == 0;
     offset += static_cast<std::size_t>(layer.in) * layer.out;
     layer.bias_offset = offset;
     offset += layer.out;
@@ -109,16 +111,19 @@ void Mlp::initialize(std::uint64_t seed) {
     const LayerSlice& layer = layers_[i];
     const double bound = 1.0 / std::sqrt(static_cast<double>(layer.in));
     Rng rng(seed, purpose::init, i);
-    // W and b are adjacent in the buffer: one pass draws both.
-    const std::size_t count = static_cast<std::size_t>(layer.in) * layer.out + layer.out;
-    float* values = params().data() + layer.weight_offset;
-    for (std::size_t k = 0; k < count; ++k) values[k] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+    // Drawn in W's [out x in] order, then b, whatever the layout: a seed
+    // gives the same network in every layout.
+    const auto draw = [&] { return static_cast<float>(bound * (2.0 * rng.uniform() - 1.0)); };
+    for (int o = 0; o < layer.out; ++o)
+      for (int k = 0; k < layer.in; ++k) params()[layer.weight_index(o, k)] = draw();
+    for (int o = 0; o < layer.out; ++o) params()[layer.bias_offset + static_cast<std::size_t>(o)] = draw();
   }
 }
 
 ConstMatrix Mlp::weight(std::span<const float> buffer, std::size_t layer) const {
   const LayerSlice& l = layers_[layer];
-  return {buffer.data() + l.weight_offset, l.out, l.in};
+  return l.input_major ? ConstMatrix{buffer.data() + l.weight_offset, l.in, l.out}
+                       : ConstMatrix{buffer.data() + l.weight_offset, l.out, l.in};
 }
 
 std::span<const float> Mlp::bias(std::span<const float> buffer, std::size_t layer) const {
@@ -131,8 +136,18 @@ ConstMatrix Mlp::forward(Workspace& ws, int rows, int first_row) const {
     const LayerSlice& l = layers_[i];
     ConstMatrix x{ws.activations_[i].data() + static_cast<std::size_t>(first_row) * l.in, rows, l.in};
     Matrix z{ws.activations_[i + 1].data() + static_cast<std::size_t>(first_row) * l.out, rows, l.out};
-    // Z[rows x out] = X[rows x in] * W^T[in x out]
-    blas::gemm_a_bt(x, weight(params(), i), z, 1.0f, 0.0f);
+    if (!l.input_major) {
+      // Z[rows x out] = X[rows x in] * W^T[in x out]   (W stored [out x in])
+      blas::gemm_a_bt(x, weight(params(), i), z, 1.0f, 0.0f);
+    } else {
+      ws.input_is_sparse_ = sparse_input_allowed_ && l.out >= kSparseInputMinOutputs && blas::threads() == 1 &&
+                            ws.sparse_input_.list_rows(x);
+      if (ws.input_is_sparse_)
+        ws.sparse_input_.forward(weight(params(), i), z);  // the same product over X's nonzeros
+      else
+        // Z[rows x out] = X[rows x in] * W^T[in x out]   (stored so)
+        blas::gemm_a_b(x, weight(params(), i), z, 1.0f, 0.0f);
+    }
     const bool last = i + 1 == layers_.size();
     if (last) {
       // Keep Z_L = X W^T + b before the output activation overwrites it (same float sums as below).
@@ -172,13 +187,23 @@ void Mlp::backpropagate(Workspace& ws, int rows, std::span<float> grads, Gradien
     const LayerSlice& l = layers_[i];
     ConstMatrix delta{ws.deltas_[i].data() + first * l.out, rows, l.out};
     ConstMatrix x{ws.activations_[i].data() + first * l.in, rows, l.in};
-    Matrix grad_w{grads.data() + l.weight_offset, l.out, l.in};
-    // dW[out x in] = delta^T[out x rows] * X[rows x in]
-    blas::gemm_at_b(delta, x, grad_w, 1.0f, 0.0f);
+    if (!l.input_major) {
+      // dW[out x in] = delta^T[out x rows] * X[rows x in]
+      blas::gemm_at_b(delta, x, Matrix{grads.data() + l.weight_offset, l.out, l.in}, 1.0f, 0.0f);
+    } else {
+      const Matrix grad_w_t{grads.data() + l.weight_offset, l.in, l.out};
+      if (ws.input_is_sparse_) {
+        ws.sparse_input_.list_columns();
+        ws.sparse_input_.weight_gradient(delta, grad_w_t);  // the same product over X's nonzeros
+      } else {
+        // dW^T[in x out] = X^T[in x rows] * delta[rows x out]
+        blas::gemm_at_b(x, delta, grad_w_t, 1.0f, 0.0f);
+      }
+    }
     // db[out] = delta^T[out x rows] * 1[rows]
     blas::gemv_at_x(delta, ws.ones_, grads.subspan(l.bias_offset, l.out));
     if (sink) sink->ready_from(l.weight_offset);
-    if (i == 0) break;
+    if (i == 0) break;  // the inputs need no gradient (and only the first layer is input-major)
     Matrix below{ws.deltas_[i - 1].data() + first * l.in, rows, l.in};
     // dX[rows x in] = delta[rows x out] * W[out x in]
     blas::gemm_a_b(delta, weight(params(), i), below, 1.0f, 0.0f);

@@ -106,6 +106,7 @@ Trainer::Trainer(const Communicator& comm, TrainConfig config, std::optional<Che
   });
   // Helpers on cores the rank does not have would only take turns with it.
   update_workers_.emplace(std::max(1, std::min(blas::threads(), usable_cores())));
+  model_.set_sparse_input(config_.sparse_input);
   if (config_.exact && config_.reduce == ReduceMethod::shm) exact_shm_.emplace(comm_, model_.num_params() + 3);
 
   progress_.world_size = comm_.size();

@@ -101,8 +101,10 @@ TEST(ExactCrossEntropy, AHugeLogitGivesAHugeLoss) {
 TEST(ExactCrossEntropy, TheNetworkReportsTheLossOfItsLogits) {
   Mlp model(Architecture{{2, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy});
   // z = W x + b with x = (1, 1): z = (2e4, 0, -1e4).
-  const float params[] = {1e4f, 1e4f, 0.0f, 0.0f, -5e3f, -5e3f, 0.0f, 0.0f, 0.0f};
-  std::copy(std::begin(params), std::end(params), model.params().begin());
+  const float w[3][2] = {{1e4f, 1e4f}, {0.0f, 0.0f}, {-5e3f, -5e3f}};
+  std::fill(model.params().begin(), model.params().end(), 0.0f);
+  for (int o = 0; o < 3; ++o)
+    for (int i = 0; i < 2; ++i) model.params()[model.layers()[0].weight_index(o, i)] = w[o][i];
   Workspace ws(model.arch(), 1);
   Matrix in = ws.input(1);
   in(0, 0) = in(0, 1) = 1.0f;

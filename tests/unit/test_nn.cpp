@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
+#include "dptrain/blas.hpp"
 #include "dptrain/nn/mlp.hpp"
+#include "dptrain/nn/sparse_input.hpp"
 #include "dptrain/util/random.hpp"
 
 namespace dptrain {
@@ -35,7 +38,7 @@ std::vector<double> reference_forward(const Mlp& model, const std::vector<float>
       std::vector<double> z(static_cast<std::size_t>(s.out));
       for (int o = 0; o < s.out; ++o) {
         double sum = model.params()[s.bias_offset + o];
-        for (int i = 0; i < s.in; ++i) sum += model.params()[s.weight_offset + o * s.in + i] * a[i];
+        for (int i = 0; i < s.in; ++i) sum += model.params()[s.weight_index(o, i)] * a[i];
         z[o] = sum;
       }
       const Activation f = l + 1 == model.layers().size() ? arch.output : arch.hidden;
@@ -255,6 +258,171 @@ TEST(Mlp, ParametersAreOneFlatBufferOfTheExpectedSize) {
   EXPECT_EQ(model.layers()[1].weight_offset, 784u * 16 + 16);
 }
 
+// Inputs where about `density` of the values are nonzero, in [0, 1), and
+// one row all zeros (a blank image).
+std::vector<float> sparse_inputs(int rows, int cols, double density, std::uint64_t seed) {
+  Rng rng(seed, 97);
+  std::vector<float> x(static_cast<std::size_t>(rows) * cols);
+  for (float& v : x) v = rng.uniform() < density ? static_cast<float>(rng.uniform()) : 0.0f;
+  std::fill(x.begin(), x.begin() + cols, 0.0f);
+  return x;
+}
+
+// The sparse kernels against sgemm on the same operands: 75 outputs take
+// the 64-wide, the 8-wide and the scalar columns.
+TEST(SparseInput, ProductsEqualSgemmToRoundOff) {
+  const int rows = 9, in = 40, out = 75;
+  const std::vector<float> x = sparse_inputs(rows, in, 0.2, 1);
+  std::vector<float> w_t = random_inputs(in, out, 2), delta = random_inputs(rows, out, 3);
+  for (float& v : delta) v -= 0.5f;
+  const ConstMatrix X{x.data(), rows, in}, W_t{w_t.data(), in, out}, D{delta.data(), rows, out};
+  SparseInput sparse(rows, in);
+  ASSERT_TRUE(sparse.list_rows(X));
+  sparse.list_columns();
+  std::vector<float> z(static_cast<std::size_t>(rows) * out), z_dense(z.size()), dw_t(w_t.size()),
+      dw_t_dense(w_t.size());
+  sparse.forward(W_t, Matrix{z.data(), rows, out});
+  sparse.weight_gradient(D, Matrix{dw_t.data(), in, out});
+  blas::gemm_a_b(X, W_t, Matrix{z_dense.data(), rows, out}, 1.0f, 0.0f);
+  blas::gemm_at_b(X, D, Matrix{dw_t_dense.data(), in, out}, 1.0f, 0.0f);
+  for (std::size_t i = 0; i < z.size(); ++i) EXPECT_NEAR(z[i], z_dense[i], 1e-5) << "Z at " << i;
+  for (std::size_t i = 0; i < dw_t.size(); ++i) EXPECT_NEAR(dw_t[i], dw_t_dense[i], 1e-5) << "dW^T at " << i;
+  for (int c = 0; c < out; ++c) EXPECT_EQ(z[static_cast<std::size_t>(c)], 0.0f);  // the blank row
+}
+
+// The loops chosen for this CPU against their portable builds: the same
+// lists exactly, and the same sums to round-off (FMA rounds once). Rows of
+// 5 to 70 inputs cover the vector widths' tails; -0 is not listed, NaN is.
+TEST(SparseInput, TheChosenLoopsAgreeWithThePortableOnes) {
+  using namespace sparse_input_detail;
+  Rng rng(8, 96);
+  for (int cols : {5, 8, 15, 16, 17, 33, 70}) {
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    for (float& v : row) v = rng.uniform() < 0.3 ? static_cast<float>(rng.uniform()) : 0.0f;
+    row[0] = -0.0f;
+    if (cols > 9) row[9] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<int> columns[2] = {std::vector<int>(row.size()), std::vector<int>(row.size())};
+    std::vector<float> values[2] = {std::vector<float>(row.size()), std::vector<float>(row.size())};
+    const int counts[2] = {chosen_list_row()(row.data(), cols, columns[0].data(), values[0].data()),
+                           portable_list_row()(row.data(), cols, columns[1].data(), values[1].data())};
+    ASSERT_EQ(counts[0], counts[1]) << cols << " inputs";
+    int expected = 0;
+    for (int k = 0; k < cols; ++k) {
+      if (row[static_cast<std::size_t>(k)] == 0.0f) continue;
+      EXPECT_EQ(columns[0][static_cast<std::size_t>(expected)], k);
+      EXPECT_EQ(columns[1][static_cast<std::size_t>(expected)], k);
+      ++expected;
+    }
+    EXPECT_EQ(counts[0], expected);
+    for (int t = 0; t < expected; ++t) {
+      const float v = row[static_cast<std::size_t>(columns[0][static_cast<std::size_t>(t)])];
+      for (const auto& list : values) {
+        if (std::isnan(v))
+          EXPECT_TRUE(std::isnan(list[static_cast<std::size_t>(t)]));
+        else
+          EXPECT_EQ(list[static_cast<std::size_t>(t)], v);
+      }
+    }
+  }
+  // Sums of 0 to 9 scaled rows of 75 columns (64-wide, 8-wide and scalar parts).
+  const int n = 75, stride = 80;
+  const std::vector<float> rows = random_inputs(12, stride, 9);
+  const std::vector<float> scales = random_inputs(1, 9, 10);
+  const int index[9] = {3, 0, 11, 7, 7, 2, 9, 5, 1};
+  for (int count = 0; count <= 9; ++count) {
+    std::vector<float> chosen(n, -1.0f), portable(n, -1.0f);
+    chosen_sum_scaled_rows()(count, scales.data(), index, rows.data(), stride, n, chosen.data());
+    portable_sum_scaled_rows()(count, scales.data(), index, rows.data(), stride, n, portable.data());
+    for (int c = 0; c < n; ++c) {
+      double sum = 0.0;
+      for (int t = 0; t < count; ++t)
+        sum += double{scales[static_cast<std::size_t>(t)]} * rows[static_cast<std::size_t>(index[t]) * stride + c];
+      EXPECT_NEAR(chosen[static_cast<std::size_t>(c)], sum, 1e-5) << count << " rows, column " << c;
+      EXPECT_NEAR(portable[static_cast<std::size_t>(c)], sum, 1e-5) << count << " rows, column " << c;
+    }
+  }
+}
+
+TEST(SparseInput, DenseInputsAreLeftToSgemm) {
+  const int rows = 6, in = 50;
+  SparseInput sparse(rows, in);
+  const std::vector<float> dense = random_inputs(rows, in, 4);
+  EXPECT_FALSE(sparse.list_rows(ConstMatrix{dense.data(), rows, in}));
+  // Just under and just over the bound (rows x in x kSparseInputMaxDensity = 75 nonzeros).
+  std::vector<float> x(static_cast<std::size_t>(rows) * in, 0.0f);
+  const auto most = static_cast<std::size_t>(kSparseInputMaxDensity * static_cast<double>(x.size()));
+  std::fill(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(most), 1.0f);
+  EXPECT_TRUE(sparse.list_rows(ConstMatrix{x.data(), rows, in}));
+  x[most] = 1.0f;
+  EXPECT_FALSE(sparse.list_rows(ConstMatrix{x.data(), rows, in}));
+}
+
+// The network with the sparse first layer against the same network on sgemm
+// (set_sparse_input(false)), outputs and every gradient, and against finite
+// differences: the first layer's weights are input-major in both.
+TEST(SparseInput, TheNetworkGivesTheSameOutputsAndGradientsAsWithSgemm) {
+  const int rows = 7, in = 30;
+  // The sparse kernels run where OpenBLAS has one thread.
+  const int threads = blas::threads();
+  blas::set_threads(1);
+  for (const Loss loss : {Loss::mse, Loss::cross_entropy}) {
+    const Activation output = loss == Loss::mse ? Activation::sigmoid : Activation::softmax;
+    Mlp model(Architecture{{in, 70, 9, 4}, Activation::relu, output, loss});
+    model.initialize(21);
+    const std::vector<float> x = sparse_inputs(rows, in, 0.15, 5);
+    const std::vector<std::int32_t> labels = {0, 3, 1, 2, 2, 0, 1};
+    std::vector<std::vector<float>> outputs, grads;
+    for (const bool sparse : {true, false}) {
+      model.set_sparse_input(sparse);
+      Workspace ws(model.arch(), rows);
+      fill_input(ws, x, rows);
+      const ConstMatrix a = model.forward(ws, rows);
+      EXPECT_EQ(ws.input_was_sparse(), sparse);
+      outputs.emplace_back(a.data, a.data + a.size());
+      grads.emplace_back(model.num_params());
+      model.backward(ws, rows, labels, 1.0f / rows, grads.back());
+    }
+    for (std::size_t i = 0; i < outputs[0].size(); ++i) EXPECT_NEAR(outputs[0][i], outputs[1][i], 1e-6) << i;
+    for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_NEAR(grads[0][i], grads[1][i], 1e-6) << "gradient " << i;
+    // and the sparse path's first-layer gradients against central differences (sigmoid output: smooth)
+    if (loss != Loss::mse) continue;
+    model.set_sparse_input(true);
+    Workspace ws(model.arch(), rows);
+    const auto cost = [&] {
+      fill_input(ws, x, rows);
+      return loss_sum(loss, output, model.forward(ws, rows), labels) / rows;
+    };
+    const double centre = cost();
+    const LayerSlice& first = model.layers()[0];
+    const float h = 1e-3f;
+    int checked = 0;
+    for (int o = 0; o < first.out; o += 7) {
+      for (int i = 0; i < first.in; ++i) {
+        float& p = model.params()[first.weight_index(o, i)];
+        const float saved = p;
+        p = saved + h;
+        const double plus = cost();
+        p = saved - h;
+        const double minus = cost();
+        p = saved;
+        if (std::abs(plus + minus - 2 * centre) > 2e-5) continue;  // a ReLU kink
+        const double numeric = (plus - minus) / (2.0 * h);
+        EXPECT_NEAR(grads[0][first.weight_index(o, i)], numeric, 5e-4 + 1e-2 * std::abs(numeric)) << o << "," << i;
+        ++checked;
+      }
+    }
+    EXPECT_GT(checked, 100);
+  }
+  // On more threads, sgemm: the sparse kernels would run on one of them.
+  blas::set_threads(2);
+  Mlp model(Architecture{{in, 8, 3}});
+  Workspace ws(model.arch(), rows);
+  fill_input(ws, sparse_inputs(rows, in, 0.15, 5), rows);
+  model.forward(ws, rows);
+  EXPECT_EQ(ws.input_was_sparse(), blas::threads() == 1);  // an OpenBLAS built for one thread stays on it
+  blas::set_threads(threads);
+}
+
 TEST(Mlp, InitialisationIsAPureFunctionOfTheSeed) {
   Mlp a(Architecture{{20, 8, 3}}), b(Architecture{{20, 8, 3}}), c(Architecture{{20, 8, 3}});
   a.initialize(42);
@@ -262,6 +430,19 @@ TEST(Mlp, InitialisationIsAPureFunctionOfTheSeed) {
   c.initialize(43);
   EXPECT_TRUE(std::equal(a.params().begin(), a.params().end(), b.params().begin()));
   EXPECT_FALSE(std::equal(a.params().begin(), a.params().end(), c.params().begin()));
+}
+
+// Layer 0's W is drawn in [out x in] order like every other layer's, so a
+// seed gives the same network as before its layout became input-major.
+TEST(Mlp, TheFirstLayerIsDrawnInOutputMajorOrder) {
+  Mlp model(Architecture{{5, 3, 2}});
+  model.initialize(42);
+  Rng rng(42, purpose::init, 0);
+  const double bound = 1.0 / std::sqrt(5.0);
+  for (int o = 0; o < 3; ++o)
+    for (int i = 0; i < 5; ++i)
+      EXPECT_EQ(model.params()[model.layers()[0].weight_index(o, i)],
+                static_cast<float>(bound * (2.0 * rng.uniform() - 1.0)));
 }
 
 }  // namespace

@@ -281,7 +281,18 @@ TEST(Checkpoint, LayoutIsTheDocumentedOne) {
   const std::vector<float> w1 = h5::read_floats(file, "/model/layer_1/weight", {3, 4}, path);
   EXPECT_EQ(w1[2 * 4 + 1], s.model.params()[s.model.layers()[1].weight_offset + 2 * 4 + 1]);
   EXPECT_EQ(h5::read_floats(file, "/model/layer_1/bias", {3}, path).size(), 3u);
-  EXPECT_EQ(h5::read_floats(file, "/optimizer/layer_0/weight", {4, 6}, path)[5], s.optimizer.velocity()[5]);
+  // W_0 is input-major in memory (LayerSlice::input_major) and [out, in] in the file, as every W.
+  const LayerSlice& first = s.model.layers()[0];
+  ASSERT_TRUE(first.input_major);
+  const std::vector<float> w0 = h5::read_floats(file, "/model/layer_0/weight", {4, 6}, path);
+  const std::vector<float> v0 = h5::read_floats(file, "/optimizer/layer_0/weight", {4, 6}, path);
+  for (int o = 0; o < 4; ++o) {
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_EQ(w0[static_cast<std::size_t>(o) * 6 + i], s.model.params()[first.weight_index(o, i)]) << o << "," << i;
+      EXPECT_EQ(v0[static_cast<std::size_t>(o) * 6 + i], s.optimizer.velocity()[first.weight_index(o, i)]);
+    }
+  }
+  EXPECT_NE(first.weight_index(0, 5), first.weight_offset + 5);  // a layout that is not [out, in]
   h5::Handle progress = h5::open_group(file, "/progress", path);
   EXPECT_EQ(h5::read_int_attribute(progress, "epochs_done", path), 7);
   EXPECT_EQ(h5::read_int_attribute(progress, "world_size", path), 4);

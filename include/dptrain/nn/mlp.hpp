@@ -12,6 +12,7 @@
 
 #include "dptrain/nn/activation.hpp"
 #include "dptrain/nn/loss.hpp"
+#include "dptrain/nn/sparse_input.hpp"
 #include "dptrain/tensor.hpp"
 #include "dptrain/util/relocatable_buffer.hpp"
 
@@ -41,8 +42,18 @@ std::vector<int> parse_layers(const std::string& text);  // "784,16,16,10"
 struct LayerSlice {
   int in = 0;
   int out = 0;
-  std::size_t weight_offset = 0;  // W [out x in]
+  std::size_t weight_offset = 0;  // W [out x in], or W^T [in x out] if input_major
   std::size_t bias_offset = 0;    // b [out]
+  // The first layer's W is stored input-major, W^T [in x out], in the
+  // parameter, gradient and velocity buffers alike, so that one input's
+  // weights are one row: the sparse first layer (sparse_input.hpp) reads
+  // them by input. Checkpoints store every W as [out x in] (io/checkpoint.cpp
+  // converts), so the layout is this process's business only.
+  bool input_major = false;
+  // Where W[o][i] is in a buffer of this layout.
+  std::size_t weight_index(int o, int i) const {
+    return weight_offset + (input_major ? static_cast<std::size_t>(i) * out + o : static_cast<std::size_t>(o) * in + i);
+  }
 };
 
 // Where each layer's W and b sit in the one parameter buffer (and in the
@@ -69,7 +80,8 @@ class Workspace {
  public:
   Workspace(const Architecture& arch, int max_rows);
   int max_rows() const { return max_rows_; }
-  Matrix input(int rows);  // A_0, to be filled by the data pipeline
+  Matrix input(int rows);                                     // A_0, to be filled by the data pipeline
+  bool input_was_sparse() const { return input_is_sparse_; }  // the last forward() took the sparse first layer
 
  private:
   friend class Mlp;
@@ -80,6 +92,8 @@ class Workspace {
   // Z_L [max_rows x n_L], the output layer's pre-activations: the exact
   // cross-entropy needs them, A_L = softmax(Z_L) has lost them where it underflows.
   std::vector<float> logits_;
+  SparseInput sparse_input_;      // the nonzero inputs of the rows of the last forward()
+  bool input_is_sparse_ = false;  // whether that forward() took the sparse first layer
 };
 
 class Mlp {
@@ -129,6 +143,13 @@ class Mlp {
   // blocks of rows may round differently from the whole one.
   std::vector<std::size_t> bucket_cuts(std::size_t total, std::size_t bucket_floats) const;
 
+  // Whether the first layer skips zero inputs when a call's rows are sparse
+  // enough (kSparseInputMaxDensity), the layer wide enough
+  // (kSparseInputMinOutputs) and OpenBLAS has one thread (the sparse kernels
+  // run on the calling thread; sgemm on two beats them). On by default.
+  void set_sparse_input(bool allowed) { sparse_input_allowed_ = allowed; }
+
+  // The layer's W as stored: [out x in], or W^T [in x out] if input_major.
   ConstMatrix weight(std::span<const float> buffer, std::size_t layer) const;
   std::span<const float> bias(std::span<const float> buffer, std::size_t layer) const;
 
@@ -136,6 +157,7 @@ class Mlp {
   Architecture arch_;
   std::vector<LayerSlice> layers_;
   RelocatableBuffer<float> params_;
+  bool sparse_input_allowed_ = true;
 };
 
 }  // namespace dptrain

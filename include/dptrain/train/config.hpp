@@ -49,6 +49,9 @@ struct TrainConfig {
   // How gradients are summed: shared memory inside a node (MPI between
   // nodes), or MPI_Allreduce throughout (the only one with buckets).
   ReduceMethod reduce = ReduceMethod::shm;
+  // Whether the first layer may skip zero inputs (nn/sparse_input.hpp): the
+  // same products, summed in another order, so only round-off differs.
+  bool sparse_input = true;
 
   std::string to_ini() const;  // the training options, not where they came from
 };
