@@ -156,6 +156,12 @@ std::size_t most_nonzeros(std::size_t inputs) {
   return static_cast<std::size_t>(kSparseInputMaxDensity * static_cast<double>(inputs));
 }
 
+// The lists' room for up to max_rows x inputs values (none past kSparseInputMaxValues).
+std::size_t list_capacity(int max_rows, int inputs) {
+  const std::size_t values = static_cast<std::size_t>(max_rows) * static_cast<std::size_t>(inputs);
+  return values > kSparseInputMaxValues ? 0 : most_nonzeros(values) + static_cast<std::size_t>(inputs);
+}
+
 }  // namespace
 
 namespace sparse_input_detail {
@@ -168,7 +174,7 @@ SumScaledRows portable_sum_scaled_rows() { return sum_scaled_rows_baseline; }
 SparseInput::SparseInput(int max_rows, int inputs)
     : inputs_(inputs),
       row_start_(static_cast<std::size_t>(max_rows) + 1),
-      columns_(most_nonzeros(static_cast<std::size_t>(max_rows) * inputs) + static_cast<std::size_t>(inputs)),
+      columns_(list_capacity(max_rows, inputs)),
       row_values_(columns_.size()),
       column_start_(static_cast<std::size_t>(inputs) + 1),
       rows_of_column_(columns_.size()),
@@ -177,6 +183,7 @@ SparseInput::SparseInput(int max_rows, int inputs)
 
 bool SparseInput::list_rows(ConstMatrix x) {
   assert(x.cols == inputs_ && static_cast<std::size_t>(x.rows) < row_start_.size());
+  if (columns_.empty()) return false;  // past kSparseInputMaxValues
   const std::size_t most = most_nonzeros(x.size());
   std::size_t nonzeros = 0;
   for (int r = 0; r < x.rows; ++r) {

@@ -355,6 +355,11 @@ TEST(SparseInput, DenseInputsAreLeftToSgemm) {
   EXPECT_TRUE(sparse.list_rows(ConstMatrix{x.data(), rows, in}));
   x[most] = 1.0f;
   EXPECT_FALSE(sparse.list_rows(ConstMatrix{x.data(), rows, in}));
+  // A workspace past kSparseInputMaxValues has no lists, even for a row of zeros.
+  const int wide = 1 << 14;
+  SparseInput huge(static_cast<int>(kSparseInputMaxValues / wide) + 1, wide);
+  const std::vector<float> zeros(wide, 0.0f);
+  EXPECT_FALSE(huge.list_rows(ConstMatrix{zeros.data(), 1, wide}));
 }
 
 // The network with the sparse first layer against the same network on sgemm

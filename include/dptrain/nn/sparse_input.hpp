@@ -36,6 +36,11 @@ inline constexpr double kSparseInputMaxDensity = 0.25;
 // 0.95-1.46x, 128 outputs 1.26-2.19x, for 5 to 64 rows).
 inline constexpr int kSparseInputMinOutputs = 64;
 
+// A workspace of more values than this (rows x inputs) has no lists and
+// takes sgemm: they would add up to a quarter of it again in memory (16
+// bytes a listed value), and their int indices must not wrap.
+inline constexpr std::size_t kSparseInputMaxValues = std::size_t{1} << 26;
+
 // The lists of one call's rows, in buffers allocated once for up to
 // max_rows x inputs nonzeros, so that a step allocates nothing.
 class SparseInput {
@@ -44,7 +49,7 @@ class SparseInput {
 
   // Lists the nonzeros of x by row; false, with the lists unusable, as soon
   // as more than kSparseInputMaxDensity of x is nonzero (dense data stops
-  // after a third of the scan).
+  // after a third of the scan), and always past kSparseInputMaxValues.
   bool list_rows(ConstMatrix x);
   // After list_rows: the same nonzeros by input, for the weight gradient.
   void list_columns();
