@@ -11,14 +11,15 @@
 // of a sample's nonzero inputs, or the delta rows of an input's nonzero
 // samples. That is why the first layer's weights are stored input-major
 // (LayerSlice::input_major): an input's weights are one row. Each output is
-// a sum in list order, so a row's result depends on that row alone (the
-// exact mode's micro-batches rely on it) and on nothing else: no thread
-// count, no batch size.
+// a sum in list order: a row's forward result depends on that row alone,
+// the weight gradient on the call's rows in order (the exact mode's
+// micro-batches rely on both), and neither on threads nor on the batch
+// around them; only on whether the CPU has FMA.
 //
 // Measured with build/dptrain_sparse_probe (tools/sparse_probe.cpp): on
-// MNIST's batches these take 0.6-0.8x of sgemm's time on one thread; a
-// fifth of the flops costs more than a fifth of the time, because every
-// nonzero input loads a whole row of weights from L2 or L3.
+// MNIST's batches these take 0.5-0.7x of sgemm's time on one thread for 64
+// to 1024 outputs; a fifth of the flops costs more than a fifth of the time,
+// because every nonzero input loads a whole row of weights from L2 or L3.
 #include <cstddef>
 #include <vector>
 
@@ -26,14 +27,15 @@
 
 namespace dptrain {
 
-// Above this fraction of nonzero inputs, sgemm is faster: the lists' time
-// grows with the nonzeros, and at MNIST's 19% it is 0.6-0.8x sgemm's.
+// Above this fraction of nonzero inputs, sgemm may be faster: the kernels'
+// time grows with the nonzeros, and at MNIST's 19% it is 0.5-0.7x sgemm's
+// (64 to 1024 outputs), so they break even near 27-38%; 25% keeps a margin.
 inline constexpr double kSparseInputMaxDensity = 0.25;
 
 // Below this many outputs, sgemm is faster whatever the density: the lists
 // cost the same, and each nonzero saves fewer multiply-adds (the probe on
-// MNIST, one thread: 32 outputs 0.45-0.63x sgemm's speed, 64 outputs
-// 0.95-1.46x, 128 outputs 1.26-2.19x, for 5 to 64 rows).
+// MNIST, one thread, 64 rows: 32 outputs at 0.76x sgemm's speed, 64 at 1.79x,
+// 128 at 2.08x).
 inline constexpr int kSparseInputMinOutputs = 64;
 
 // A workspace of more values than this (rows x inputs) has no lists and
