@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <tuple>
+#include <utility>
 
 #include "dptrain/blas.hpp"
 #include "dptrain/nn/mlp.hpp"
@@ -25,6 +26,18 @@ std::vector<float> random_inputs(int rows, int cols, std::uint64_t seed) {
 void fill_input(Workspace& ws, const std::vector<float>& x, int rows) {
   Matrix in = ws.input(rows);
   std::copy(x.begin(), x.end(), in.data);
+}
+
+// The cost at p + h and at p - h, for a central difference; p is left as it was.
+template <class Cost>
+std::pair<double, double> costs_around(float& p, float h, const Cost& cost) {
+  const float saved = p;
+  p = saved + h;
+  const double plus = cost();
+  p = saved - h;
+  const double minus = cost();
+  p = saved;
+  return {plus, minus};
 }
 
 // The textbook forward pass, one sample and one neuron at a time, in double.
@@ -108,13 +121,7 @@ TEST_P(Gradient, BackpropAgreesWithCentralFiniteDifferences) {
   const double centre = cost();
   int checked = 0;
   for (std::size_t i = 0; i < model.num_params(); ++i) {
-    float& p = model.params()[i];
-    const float saved = p;
-    p = saved + h;
-    const double plus = cost();
-    p = saved - h;
-    const double minus = cost();
-    p = saved;
+    const auto [plus, minus] = costs_around(model.params()[i], h, cost);
     const double numeric = (plus - minus) / (2.0 * h);
     // A ReLU kink inside [p-h, p+h] makes the difference quotient meaningless; its
     // second difference is ~h * (change of slope), a smooth one ~h^2: skip kinks.
@@ -403,13 +410,7 @@ TEST(SparseInput, TheNetworkGivesTheSameOutputsAndGradientsAsWithSgemm) {
     int checked = 0;
     for (int o = 0; o < first.out; o += 7) {
       for (int i = 0; i < first.in; ++i) {
-        float& p = model.params()[first.weight_index(o, i)];
-        const float saved = p;
-        p = saved + h;
-        const double plus = cost();
-        p = saved - h;
-        const double minus = cost();
-        p = saved;
+        const auto [plus, minus] = costs_around(model.params()[first.weight_index(o, i)], h, cost);
         if (std::abs(plus + minus - 2 * centre) > 2e-5) continue;  // a ReLU kink
         const double numeric = (plus - minus) / (2.0 * h);
         EXPECT_NEAR(grads[0][first.weight_index(o, i)], numeric, 5e-4 + 1e-2 * std::abs(numeric)) << o << "," << i;
