@@ -68,7 +68,8 @@ void Architecture::validate() const {
 }
 
 Workspace::Workspace(const Architecture& arch, int max_rows)
-    : max_rows_(max_rows), sparse_input_(max_rows, arch.inputs()) {
+    : max_rows_(max_rows),
+      sparse_input_(max_rows, arch.inputs(), arch.layers.size() > 1 && arch.layers[1] >= kSparseInputMinOutputs) {
   for (int n : arch.layers) activations_.emplace_back(static_cast<std::size_t>(max_rows) * n);
   for (std::size_t i = 1; i < arch.layers.size(); ++i) {
     deltas_.emplace_back(static_cast<std::size_t>(max_rows) * arch.layers[i]);

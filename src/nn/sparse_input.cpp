@@ -156,10 +156,11 @@ std::size_t most_nonzeros(std::size_t inputs) {
   return static_cast<std::size_t>(kSparseInputMaxDensity * static_cast<double>(inputs));
 }
 
-// The lists' room for up to max_rows x inputs values (none past kSparseInputMaxValues).
+// The lists' room for a call of up to max_rows x inputs values, and at most
+// kSparseInputMaxValues: list_rows refuses larger calls.
 std::size_t list_capacity(int max_rows, int inputs) {
   const std::size_t values = static_cast<std::size_t>(max_rows) * static_cast<std::size_t>(inputs);
-  return values > kSparseInputMaxValues ? 0 : most_nonzeros(values) + static_cast<std::size_t>(inputs);
+  return most_nonzeros(std::min(values, kSparseInputMaxValues)) + static_cast<std::size_t>(inputs);
 }
 
 }  // namespace
@@ -171,19 +172,21 @@ SumScaledRows chosen_sum_scaled_rows() { return sum_scaled_rows; }
 SumScaledRows portable_sum_scaled_rows() { return sum_scaled_rows_baseline; }
 }  // namespace sparse_input_detail
 
-SparseInput::SparseInput(int max_rows, int inputs)
+SparseInput::SparseInput(int max_rows, int inputs, bool enabled)
     : inputs_(inputs),
-      row_start_(static_cast<std::size_t>(max_rows) + 1),
-      columns_(list_capacity(max_rows, inputs)),
+      row_start_(enabled ? static_cast<std::size_t>(max_rows) + 1 : 0),
+      columns_(enabled ? list_capacity(max_rows, inputs) : 0),
       row_values_(columns_.size()),
-      column_start_(static_cast<std::size_t>(inputs) + 1),
+      column_start_(enabled ? static_cast<std::size_t>(inputs) + 1 : 0),
       rows_of_column_(columns_.size()),
       column_values_(columns_.size()),
-      column_fill_(static_cast<std::size_t>(inputs)) {}
+      column_fill_(enabled ? static_cast<std::size_t>(inputs) : 0) {}
 
 bool SparseInput::list_rows(ConstMatrix x) {
+  // A function of the call alone (its size and its values), so that the
+  // same rows choose the same path in any workspace, on any rank count.
+  if (columns_.empty() || x.size() > kSparseInputMaxValues) return false;
   assert(x.cols == inputs_ && static_cast<std::size_t>(x.rows) < row_start_.size());
-  if (columns_.empty()) return false;  // past kSparseInputMaxValues
   const std::size_t most = most_nonzeros(x.size());
   std::size_t nonzeros = 0;
   for (int r = 0; r < x.rows; ++r) {

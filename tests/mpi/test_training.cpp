@@ -2,6 +2,7 @@
 // step, exact evaluation counts, bit-for-bit resume, and collective errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -178,6 +179,39 @@ TEST(Exact, BitIdenticalOnAnyNumberOfRanks) {
                                  << " ranks: max parameter difference "
                                  << max_abs_difference(shared.params, alone.params);
   }
+}
+
+// MNIST-like inputs, every row 7 of 40 nonzero (17.5%), under a first layer
+// of 64 outputs: the sparse first layer runs (one BLAS thread, as --exact
+// chooses), and the exact mode stays bit-identical on any number of ranks.
+TEST(Exact, BitIdenticalOnAnyNumberOfRanksWithTheSparseFirstLayer) {
+  SharedDir dir;
+  const std::string data = dir / "sparse.h5";
+  world().collectively([&] {
+    if (!world().is_root()) return;
+    SyntheticSplit splits[2] = {make_split(203, 40, 3, 1), make_split(57, 40, 3, 2)};
+    for (SyntheticSplit& split : splits) {
+      // Only the even pixels of the label's class stay lit.
+      for (std::size_t i = 0; i < split.pixels.size(); ++i) {
+        const auto f = static_cast<int>(i % 40);
+        const auto label = split.labels[i / 40];
+        if (f % 2 == 1 || f % 3 != label) split.pixels[i] = 0;
+      }
+      const auto nonzero = std::count_if(split.pixels.begin(), split.pixels.end(), [](auto p) { return p != 0; });
+      ASSERT_LE(static_cast<double>(nonzero) / static_cast<double>(split.pixels.size()), 0.2);
+    }
+    write_synthetic_hdf5(data, splits[0], splits[1]);
+  });
+  TrainConfig config = exact_config(data, dir / "parallel", true);
+  config.arch = Architecture{{40, 64, 16, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
+  Trainer parallel(world(), config, std::nullopt);
+  const RunState shared = final_state(parallel, world());
+  config.run_dir = dir / ("serial-rank-" + std::to_string(world().rank()));
+  Trainer serial(self(), config, std::nullopt);
+  const RunState alone = final_state(serial, self());
+  EXPECT_EQ(alone.epoch_losses.size(), 3u);
+  EXPECT_TRUE(shared == alone) << "on " << world().size() << " ranks: max parameter difference "
+                               << max_abs_difference(shared.params, alone.params);
 }
 
 // Stopped mid-epoch on P ranks, resumed on P - 1: the same bits as one rank all along.

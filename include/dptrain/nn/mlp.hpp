@@ -3,7 +3,8 @@
 // one flat buffer. A layer is a pair of offsets into that buffer, so the same
 // offsets address its gradient, its momentum and its checkpoint datasets.
 //
-// Buffer layout, layer by layer: W_i [out x in] row-major, then b_i [out].
+// Buffer layout, layer by layer: W_i [out x in] row-major (the first layer's
+// input-major, W_0^T [in x out]: LayerSlice::input_major), then b_i [out].
 #include <cstddef>
 #include <cstdint>
 #include <span>

@@ -12,9 +12,11 @@
 // samples. That is why the first layer's weights are stored input-major
 // (LayerSlice::input_major): an input's weights are one row. Each output is
 // a sum in list order: a row's forward result depends on that row alone,
-// the weight gradient on the call's rows in order (the exact mode's
-// micro-batches rely on both), and neither on threads nor on the batch
-// around them; only on whether the CPU has FMA.
+// the weight gradient on the call's rows in order, and neither on threads
+// nor on the workspace around them (only on whether the CPU has FMA). Which
+// path a call takes is a function of the call too (its rows' values and
+// count, and the layer), so the exact mode's micro-batches come out the same
+// on any number of ranks.
 //
 // Measured with build/dptrain_sparse_probe (tools/sparse_probe.cpp): on
 // MNIST's batches these take 0.5-0.7x of sgemm's time on one thread for 64
@@ -38,20 +40,23 @@ inline constexpr double kSparseInputMaxDensity = 0.25;
 // 128 at 2.08x).
 inline constexpr int kSparseInputMinOutputs = 64;
 
-// A workspace of more values than this (rows x inputs) has no lists and
-// takes sgemm: they would add up to a quarter of it again in memory (16
-// bytes a listed value), and their int indices must not wrap.
+// A call of more values than this (rows x inputs) takes sgemm, and the lists
+// have room for no more: at 16 bytes a listed value, up to a quarter of the
+// values listed, they take as much memory as the input rows themselves, and
+// their int indices must not wrap.
 inline constexpr std::size_t kSparseInputMaxValues = std::size_t{1} << 26;
 
 // The lists of one call's rows, in buffers allocated once for up to
 // max_rows x inputs nonzeros, so that a step allocates nothing.
 class SparseInput {
  public:
-  SparseInput(int max_rows, int inputs);
+  // Not enabled: no lists, and list_rows always refuses (a layer that the
+  // sparse path never pays for allocates nothing for it).
+  SparseInput(int max_rows, int inputs, bool enabled = true);
 
   // Lists the nonzeros of x by row; false, with the lists unusable, as soon
   // as more than kSparseInputMaxDensity of x is nonzero (dense data stops
-  // after a third of the scan), and always past kSparseInputMaxValues.
+  // after a third of the scan), and for a call past kSparseInputMaxValues.
   bool list_rows(ConstMatrix x);
   // After list_rows: the same nonzeros by input, for the weight gradient.
   void list_columns();
