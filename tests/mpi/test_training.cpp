@@ -163,22 +163,26 @@ TrainConfig exact_config(const std::string& data, const std::string& run_dir, bo
   return config;
 }
 
+// The run of `config` on every rank together against each rank's own run of it alone.
+void expect_world_equals_one_rank(TrainConfig config, const SharedDir& dir, const std::string& what) {
+  config.run_dir = dir / "parallel";
+  Trainer parallel(world(), config, std::nullopt);
+  const RunState shared = final_state(parallel, world());
+  config.run_dir = dir / ("serial-rank-" + std::to_string(world().rank()));
+  Trainer serial(self(), config, std::nullopt);
+  const RunState alone = final_state(serial, self());
+  EXPECT_EQ(alone.epoch_losses.size(), 3u);
+  EXPECT_FALSE(alone.velocity.empty());
+  EXPECT_TRUE(shared == alone) << what << " on " << world().size() << " ranks: max parameter difference "
+                               << max_abs_difference(shared.params, alone.params);
+}
+
 TEST(Exact, BitIdenticalOnAnyNumberOfRanks) {
   SharedDir dir;
   const std::string data = make_data(dir);
-  for (const bool relu : {false, true}) {
-    TrainConfig config = exact_config(data, dir / "parallel", relu);
-    Trainer parallel(world(), config, std::nullopt);
-    const RunState shared = final_state(parallel, world());
-    config.run_dir = dir / ("serial-rank-" + std::to_string(world().rank()));
-    Trainer serial(self(), config, std::nullopt);
-    const RunState alone = final_state(serial, self());
-    EXPECT_EQ(alone.epoch_losses.size(), 3u);
-    EXPECT_FALSE(alone.velocity.empty());
-    EXPECT_TRUE(shared == alone) << (relu ? "relu" : "sigmoid") << " network on " << world().size()
-                                 << " ranks: max parameter difference "
-                                 << max_abs_difference(shared.params, alone.params);
-  }
+  for (const bool relu : {false, true})
+    expect_world_equals_one_rank(exact_config(data, dir / "parallel", relu), dir,
+                                 relu ? "relu network" : "sigmoid network");
 }
 
 // MNIST-like inputs, every row 7 of 40 nonzero (17.5%), under a first layer
@@ -204,14 +208,7 @@ TEST(Exact, BitIdenticalOnAnyNumberOfRanksWithTheSparseFirstLayer) {
   });
   TrainConfig config = exact_config(data, dir / "parallel", true);
   config.arch = Architecture{{40, 64, 16, 3}, Activation::relu, Activation::softmax, Loss::cross_entropy};
-  Trainer parallel(world(), config, std::nullopt);
-  const RunState shared = final_state(parallel, world());
-  config.run_dir = dir / ("serial-rank-" + std::to_string(world().rank()));
-  Trainer serial(self(), config, std::nullopt);
-  const RunState alone = final_state(serial, self());
-  EXPECT_EQ(alone.epoch_losses.size(), 3u);
-  EXPECT_TRUE(shared == alone) << "on " << world().size() << " ranks: max parameter difference "
-                               << max_abs_difference(shared.params, alone.params);
+  expect_world_equals_one_rank(config, dir, "the sparse first layer");
 }
 
 // Stopped mid-epoch on P ranks, resumed on P - 1: the same bits as one rank all along.
